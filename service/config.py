@@ -1,0 +1,76 @@
+"""Settings: DEFAULTS, then IOP_* environment variables, then test overrides; validated once at start-up."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": "sqlite:///instance/iop.db",
+    "AUTH": "on",
+    "BASE_URL": None,
+    "MAX_BODY_BYTES": 32 * 1024 * 1024,
+    "MAX_JSON_DEPTH": 64,
+    "MAX_BUNDLE_ENTRIES": 10000,
+    "PAGE_SIZE": 20,
+    "MAX_PAGE_SIZE": 1000,
+    "MAX_INCLUDES": 1000,
+    "AUTO_MIGRATE": True,
+    "LOG_LEVEL": "INFO",
+    "DB_POOL_SIZE": 5,
+}
+# Settings that only tools read (the test suite's database); allowed in the environment, unused here.
+TOOL_SETTINGS = {"TEST_DATABASE_URL"}
+
+
+class ConfigSchema(Schema):
+    """The IOP_* settings; see the configuration table in README.md."""
+
+    class Meta:
+        unknown = RAISE
+
+    DATABASE_URL = fields.String(required=True, validate=validate.Regexp(r"^(sqlite|postgresql)(\+\w+)?://"))
+    AUTH = fields.String(required=True, validate=validate.OneOf(["on", "off"]))
+    BASE_URL = fields.Url(allow_none=True, require_tld=False, schemes={"http", "https"})
+    MAX_BODY_BYTES = fields.Integer(validate=validate.Range(min=1024))
+    MAX_JSON_DEPTH = fields.Integer(validate=validate.Range(min=8, max=512))
+    MAX_BUNDLE_ENTRIES = fields.Integer(validate=validate.Range(min=1))
+    PAGE_SIZE = fields.Integer(validate=validate.Range(min=1))
+    MAX_PAGE_SIZE = fields.Integer(validate=validate.Range(min=1))
+    MAX_INCLUDES = fields.Integer(validate=validate.Range(min=0))
+    AUTO_MIGRATE = fields.Boolean()
+    LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
+    DB_POOL_SIZE = fields.Integer(validate=validate.Range(min=1, max=100))
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the service refuses to start."""
+
+
+def load(app: Flask, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate DEFAULTS ← IOP_* environment ← overrides into app.config["IOP"] (fail fast)."""
+    raw = dict(DEFAULTS)
+    raw.update(_environment())
+    raw.update(overrides or {})
+    try:
+        settings = ConfigSchema().load(raw)
+    except ValidationError as err:
+        raise ConfigError(f"invalid IOP_* settings: {err.messages}") from err
+    if settings["BASE_URL"]:
+        settings["BASE_URL"] = settings["BASE_URL"].rstrip("/")
+    app.config["IOP"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    return settings
+
+
+def _environment() -> dict[str, Any]:
+    """IOP_* variables with the prefix removed; unknown names are reported, not silently used."""
+    env = {k[4:]: v for k, v in os.environ.items() if k.startswith("IOP_")}
+    for name in sorted(set(env) - set(DEFAULTS) - TOOL_SETTINGS):
+        log.warning("ignoring unknown setting IOP_%s", name)
+    return {k: v for k, v in env.items() if k in DEFAULTS}

@@ -1,0 +1,270 @@
+"""The single write path: a unit of work (one DB transaction) and create, update, patch and delete.
+
+REST views, transaction Bundles and (later) inbound sync and workflows all write through these
+functions. Write order per resource, as in Medplum's repository: set id and meta first, validate the
+final form, then store. Pre-commit stages run once every entry of the unit is stored (HAPI's
+deferred STORAGE_PRECOMMIT); nothing escapes a rolled-back unit.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+import jsonpatch
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from . import dates, repository, search, validation
+from .db import Database
+from .errors import BadRequest, Gone, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
+from .repository import Batch, Stored
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource written in a unit: what workflows, audit and the outbox act on before commit."""
+
+    interaction: str  # create | update | delete
+    stored: Stored
+    previous: Stored | None
+
+
+@dataclass
+class Unit:
+    """One database transaction and the changes made in it."""
+
+    conn: Connection
+    now: datetime
+    base_url: str = ""
+    max_depth: int = 64
+    changes: list[Change] = field(default_factory=list)
+    batch: Batch = field(default_factory=Batch)
+
+    def flush(self) -> None:
+        """Write queued version and index rows (before any search in the unit, and before commit)."""
+        self.batch.flush(self.conn)
+
+    def find(self, rtype: str, query: str) -> list[search.Row]:
+        """Conditional-write lookup that sees this unit's own writes."""
+        self.flush()
+        return search.find(self.conn, rtype, query, self.base_url)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one write interaction."""
+
+    stored: Stored
+    status: int  # 201 created, 200 updated or matched, 204 nothing to delete
+    created: bool = False
+
+
+def precommit(unit: Unit) -> None:
+    """Stages run after every entry is stored and before commit, in this fixed order."""
+    unit.flush()
+
+
+@contextlib.contextmanager
+def unit_of_work(db: Database, *, base_url: str = "", max_depth: int = 64) -> Iterator[Unit]:
+    """One write transaction: yields a Unit, runs the pre-commit stages, commits (or rolls back)."""
+    with db.write() as conn:
+        unit = Unit(conn, dates.utcnow(), base_url, max_depth)
+        yield unit
+        precommit(unit)
+
+
+def run(db: Database, work: Callable[[Unit], T], *, base_url: str = "", max_depth: int = 64) -> T:
+    """Run `work` in a unit of work, retrying when a concurrent writer won a race."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with unit_of_work(db, base_url=base_url, max_depth=max_depth) as unit:
+                return work(unit)
+        except RetryableConflict:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+        except DBAPIError as err:
+            if not _is_serialization_failure(err) or attempt == MAX_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _is_serialization_failure(err: DBAPIError) -> bool:
+    code = getattr(err.orig, "sqlstate", None)
+    return code in ("40001", "40P01", "23505") or "database is locked" in str(err.orig)
+
+
+# ------------------------------------------------------------------------------- preparing content
+def prepare(unit: Unit, resource: dict, rid: str, version: int) -> tuple[str, dict]:
+    """Set id and meta, validate the final form, and serialise it: (JSON text to store, final dict)."""
+    given = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    meta = {"versionId": str(version), "lastUpdated": dates.instant(unit.now)}
+    meta.update((k, v) for k, v in given.items() if k not in ("versionId", "lastUpdated"))
+    final = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
+    final.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    issues = validation.validate(final, unit.max_depth)
+    if issues:
+        raise BadRequest(issues[0].diagnostics, issues=issues)
+    return json.dumps(final, ensure_ascii=False, separators=(",", ":")), final
+
+
+def new_id() -> str:
+    """A server-assigned logical id."""
+    return str(uuid.uuid4())
+
+
+def _same_content(stored: Stored, resource: dict) -> bool:
+    """Whether an update would change nothing but meta.versionId and meta.lastUpdated."""
+    if stored.content is None:
+        return False
+    old = json.loads(stored.content)
+    for doc in (old, resource):
+        meta = {k: v for k, v in (doc.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+        doc["meta"] = meta or None
+    return old == resource
+
+
+# ------------------------------------------------------------------------------- interactions
+def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid: str | None = None) -> Result:
+    """Create a resource (server-assigned id unless `rid`); with If-None-Exist, match instead if one exists."""
+    rtype = resource["resourceType"]
+    if if_none_exist:
+        _lock(unit, f"{rtype}?{_canonical_query(if_none_exist)}")
+        matches = unit.find(rtype, if_none_exist)
+        if len(matches) > 1:
+            raise PreconditionFailed(f"If-None-Exist criteria '{if_none_exist}' match more than one {rtype}", code="multiple-matches")
+        if matches:
+            existing = repository.current(unit.conn, rtype, matches[0].id)
+            assert existing is not None
+            return Result(existing, 200)
+    rid = rid or new_id()
+    content, final = prepare(unit, resource, rid, 1)
+    stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST")
+    unit.changes.append(Change("create", stored, None))
+    return Result(stored, 201, created=True)
+
+
+def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | None = None) -> Result:
+    """Update Type/id (creating it when absent: update-as-create); If-Match guards against lost updates."""
+    if resource.get("id") != rid:
+        raise BadRequest(f"The resource id '{resource.get('id')}' must equal the id in the URL '{rid}'", expression=f"{rtype}.id")
+    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    _check_if_match(prior, if_match, rtype, rid)
+    if prior is None:
+        content, final = prepare(unit, resource, rid, 1)
+        stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT")
+        unit.changes.append(Change("create", stored, None))
+        return Result(stored, 201, created=True)
+    if not prior.deleted and _same_content(prior, dict(resource, id=rid)):
+        return Result(prior, 200)  # a no-op update makes no new version (an idempotent resend)
+    content, final = prepare(unit, resource, rid, prior.version + 1)
+    stored = repository.replace(unit.conn, unit.batch, prior, content, final, unit.now, "PUT")
+    unit.changes.append(Change("create" if prior.deleted else "update", stored, prior))
+    return Result(stored, 201 if prior.deleted else 200, created=prior.deleted)
+
+
+def conditional_update(unit: Unit, rtype: str, query: str, resource: dict, *, if_match: str | None = None) -> Result:
+    """PUT Type?criteria: no match creates, one match updates it, several is 412."""
+    _lock(unit, f"{rtype}?{_canonical_query(query)}")
+    matches = unit.find(rtype, query)
+    if len(matches) > 1:
+        raise PreconditionFailed(f"Conditional update criteria '{query}' match more than one {rtype}", code="multiple-matches")
+    body_id = resource.get("id")
+    if matches:
+        if body_id and body_id != matches[0].id:
+            raise BadRequest(f"The resource id '{body_id}' differs from the matched {rtype}/{matches[0].id}", expression=f"{rtype}.id")
+        return update(unit, rtype, matches[0].id, dict(resource, id=matches[0].id), if_match=if_match)
+    if body_id:
+        return update(unit, rtype, body_id, resource, if_match=if_match)
+    return create(unit, resource)
+
+
+def patch(unit: Unit, rtype: str, rid: str, operations: object, *, if_match: str | None = None) -> Result:
+    """Apply a JSON Patch (RFC 6902) to the current version and store the result as a new version."""
+    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    if prior is None:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    if prior.deleted:
+        raise Gone(f"{rtype}/{rid} has been deleted")
+    _check_if_match(prior, if_match, rtype, rid)
+    patched = apply_patch(json.loads(prior.content or "{}"), operations)
+    if patched.get("resourceType") != rtype or patched.get("id") != rid:
+        raise Unprocessable("A patch cannot change resourceType or id", code="business-rule")
+    return update(unit, rtype, rid, patched)
+
+
+def apply_patch(document: dict, operations: object) -> dict:
+    """The patched document; 400 for a malformed patch, 422 when a test or path fails."""
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise BadRequest("A JSON Patch document must be an array of operation objects")
+    try:
+        result = jsonpatch.JsonPatch(operations).apply(document)
+    except jsonpatch.JsonPatchTestFailed as err:
+        raise Unprocessable(f"JSON Patch test failed: {err}", code="business-rule") from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as err:
+        raise Unprocessable(f"JSON Patch could not be applied: {err}", code="processing") from None
+    if not isinstance(result, dict):
+        raise Unprocessable("JSON Patch must leave a resource object")
+    return result
+
+
+def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
+    """Delete Type/id (a new, deleted version); None when it was already deleted."""
+    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    if prior is None:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    if prior.deleted:
+        return None
+    stored = repository.mark_deleted(unit.conn, unit.batch, prior, unit.now)
+    unit.changes.append(Change("delete", stored, prior))
+    return Result(stored, 204)
+
+
+def conditional_delete(unit: Unit, rtype: str, query: str) -> Result | None:
+    """DELETE Type?criteria: deletes the one match; several matches is 412; none is a no-op."""
+    matches = unit.find(rtype, query)
+    if len(matches) > 1:
+        raise PreconditionFailed(f"Conditional delete criteria '{query}' match more than one {rtype}", code="multiple-matches")
+    return delete(unit, rtype, matches[0].id) if matches else None
+
+
+# ------------------------------------------------------------------------------- helpers
+def parse_etag(value: str) -> str:
+    """The version in an ETag / If-Match value: W/"3" → "3"."""
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+def _check_if_match(prior: Stored | None, if_match: str | None, rtype: str, rid: str) -> None:
+    if if_match is None:
+        return
+    current = None if prior is None or prior.deleted else str(prior.version)
+    if current != parse_etag(if_match):
+        raise PreconditionFailed(f"If-Match {if_match} does not match the current version of {rtype}/{rid} "
+                                 f"({'none' if current is None else 'W/' + chr(34) + current + chr(34)})")
+
+
+def _canonical_query(query: str) -> str:
+    return "&".join(sorted(query.split("&")))
+
+
+def _lock(unit: Unit, key: str) -> None:
+    """Serialise conditional writes on the same criteria (PostgreSQL; SQLite writers are serial already).
+
+    Two identical conditional creates arriving together would otherwise both find no match and
+    both create. See: https://hl7.org/fhir/R4/http.html#ccreate
+    """
+    if unit.conn.dialect.name != "postgresql":
+        return
+    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    unit.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})

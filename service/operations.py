@@ -1,0 +1,135 @@
+"""FHIR operations: $validate (type and instance level) and Patient/$everything (paged).
+
+See: https://hl7.org/fhir/R4/resource-operation-validate.html and
+https://hl7.org/fhir/R4/patient-operation-everything.html
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from flask import Response, current_app, request
+from sqlalchemy import Connection, and_, false, or_, select
+
+from . import bundles, history, repository, search, validation, wire
+from .db import get_db
+from .definitions import tables
+from .errors import BadRequest, Issue, NotFound, outcome
+from .tables import resource, sp_reference
+
+OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+              "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+
+
+def system(name: str) -> Response:
+    raise NotFound(f"Operation {name} is not supported at the system level", code="not-supported")
+
+
+def type_level(rtype: str, name: str) -> Response:
+    if name == "$validate" and request.method == "POST":
+        resource_, mode = _validate_input(rtype)
+        return _validate(rtype, resource_, mode, None)
+    raise NotFound(f"Operation {name} is not supported on {rtype}", code="not-supported")
+
+
+def instance_level(rtype: str, rid: str, name: str) -> Response:
+    if name == "$validate":
+        resource_, mode = _validate_input(rtype) if request.method == "POST" else (None, request.args.get("mode", "update"))
+        return _validate(rtype, resource_, mode, rid)
+    if name == "$everything" and rtype == "Patient":
+        return everything(rid)
+    raise NotFound(f"Operation {name} is not supported on {rtype}/{rid}", code="not-supported")
+
+
+# ------------------------------------------------------------------------------- $validate
+def _validate_input(rtype: str) -> tuple[dict | None, str]:
+    body = wire.json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("$validate takes a resource or a Parameters resource", code="structure")
+    if body.get("resourceType") == "Parameters" and rtype != "Parameters":
+        params = {p.get("name"): p for p in body.get("parameter", []) if isinstance(p, dict)}
+        if "profile" in params:
+            raise BadRequest("The profile parameter of $validate is not supported yet", code="not-supported", expression="Parameters.parameter")
+        mode = (params.get("mode") or {}).get("valueCode", "no-action")
+        return (params.get("resource") or {}).get("resource"), mode
+    return body, request.args.get("mode", "no-action")
+
+
+def _validate(rtype: str, resource_: dict | None, mode: str, rid: str | None) -> Response:
+    if mode not in ("no-action", "create", "update", "delete"):
+        raise BadRequest(f"Unknown $validate mode '{mode}'", expression="mode")
+    if rid is not None and (mode == "delete" or resource_ is None):
+        with get_db().read() as conn:
+            stored = repository.current(conn, rtype, rid)
+        if stored is None or stored.deleted:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        resource_ = resource_ or json.loads(stored.content or "{}")
+    if resource_ is None:
+        raise BadRequest("$validate needs a resource", code="required")
+    issues = _check(rtype, resource_, mode, rid)
+    if not any(i.severity in ("error", "fatal") for i in issues):
+        issues = issues + [Issue("information", "informational", "Validation successful: no errors")]
+    # R4: the operation returns 200 whether or not the resource is valid (resource-operation-validate)
+    return wire.respond(json.dumps(outcome(issues)))
+
+
+def _check(rtype: str, resource_: dict, mode: str, rid: str | None) -> list[Issue]:
+    if resource_.get("resourceType") != rtype:
+        return [Issue("error", "invalid", f"Expected a {rtype}, got {resource_.get('resourceType')}", "resourceType")]
+    issues = []
+    if mode == "update" and rid is not None and resource_.get("id") != rid:
+        issues.append(Issue("error", "invalid", f"The id must be {rid} for an update", f"{rtype}.id"))
+    if mode == "create" and resource_.get("id"):
+        issues.append(Issue("warning", "informational", "A create ignores the id in the resource", f"{rtype}.id"))
+    if mode == "delete":
+        return issues
+    return issues + validation.validate(resource_, current_app.config["IOP"]["MAX_JSON_DEPTH"])
+
+
+# ------------------------------------------------------------------------------- $everything
+def everything(pid: str) -> Response:
+    """The Patient and every resource in its compartment, paged by _count, filtered by _type and _since."""
+    args, base, s = request.args, wire.base_url(), current_app.config["IOP"]
+    count = min(int(args.get("_count", s["PAGE_SIZE"])) if args.get("_count", "1").isdigit() else _bad_count(), s["MAX_PAGE_SIZE"])
+    types = [t for t in args.get("_type", "").split(",") if t]
+    unknown = [t for t in types if t not in tables().resource_types]
+    if unknown:
+        raise BadRequest(f"Unknown resource type '{unknown[0]}' in _type", expression="_type")
+    since = history.parse_since(args.get("_since"))
+    after = int(args["_cursor"]) if args.get("_cursor", "").isdigit() else None
+    with get_db().read() as conn:
+        patient = repository.current(conn, "Patient", pid)
+        if patient is None or patient.deleted:
+            raise NotFound(f"Patient/{pid} is not known")
+        rows = _compartment_page(conn, patient.pk, pid, types, since, after, max(count, 1))
+    more = len(rows) > count
+    rows = rows[:count]
+    entries = [bundles.entry(f"{base}/{r.type}/{r.id}", r.content, search_mode="match") for r in rows]
+    keep = [(k, v) for k, v in args.items(multi=True) if k in ("_count", "_type", "_since", "_format")]
+    url = f"{base}/Patient/{pid}/$everything"
+    links = [("self", f"{url}?{urlencode(keep + ([('_cursor', str(after))] if after else []))}".rstrip("?"))]
+    if more and rows:
+        links.append(("next", f"{url}?{urlencode(keep + [('_cursor', str(rows[-1].pk))])}"))
+    return wire.respond(bundles.bundle("searchset", entries, links=links))
+
+
+def _bad_count() -> int:
+    raise BadRequest("_count must be a non-negative integer", expression="_count")
+
+
+def _compartment_page(conn: Connection, patient_pk: int, pid: str, types: list[str], since, after: int | None,
+                      count: int) -> list[search.Row]:
+    """Compartment members ordered by storage key (the Patient first), after the cursor."""
+    ref, R = sp_reference, resource
+    links = or_(*[and_(ref.c.type == rtype, ref.c.name.in_(params)) for rtype, params in tables().patient_compartment.items()])
+    members = select(ref.c.resource_pk).where(ref.c.target_type == "Patient", ref.c.target_id == pid, links)
+    stmt = select(R.c.pk, R.c.type, R.c.id, R.c.content).where(or_(R.c.pk == patient_pk, R.c.pk.in_(members)),
+                                                               R.c.deleted == false())
+    if types:
+        stmt = stmt.where(R.c.type.in_(types))
+    if since:
+        stmt = stmt.where(R.c.last_updated >= since)
+    if after is not None:
+        stmt = stmt.where(R.c.pk > after)
+    rows = conn.execute(stmt.order_by(R.c.pk).limit(count + 1)).all()
+    return [search.Row(*r) for r in rows]

@@ -1,0 +1,167 @@
+"""Storage of resource versions and their search index rows; no business rules.
+
+Writes go through a `Batch`: the resource row is inserted at once (its key is needed), while version
+and index rows are queued and written in bulk by `flush()` (before any search in the same
+transaction, and before commit). See architecture: one write path, one transaction per request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import indexer
+from .definitions import tables
+from .errors import RetryableConflict
+from .tables import INDEX_TABLES, resource, resource_version
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One stored version of a resource; `content` is the JSON text served as is (None if deleted)."""
+
+    pk: int
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
+    method: str = "PUT"
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass
+class Batch:
+    """Rows queued for bulk insert within one transaction."""
+
+    versions: list[dict] = field(default_factory=list)
+    index: dict[str, list[dict]] = field(default_factory=dict)
+
+    def drop_index_rows(self, pk: int) -> None:
+        for kind, rows in self.index.items():
+            self.index[kind] = [r for r in rows if r["resource_pk"] != pk]
+
+    def flush(self, conn: Connection) -> None:
+        """Write queued rows with one multi-row INSERT per table."""
+        if self.versions:
+            conn.execute(insert(resource_version), self.versions)
+            self.versions = []
+        for kind, rows in self.index.items():
+            if rows:
+                conn.execute(insert(INDEX_TABLES[kind]), rows)
+        self.index = {}
+
+
+_CURRENT = select(resource).where(resource.c.type == bindparam("type"), resource.c.id == bindparam("id"))
+_VERSION = (select(resource_version.c.resource_pk, resource_version.c.type, resource_version.c.id,
+                   resource_version.c.version, resource_version.c.last_updated, resource_version.c.content,
+                   resource_version.c.method)
+            .where(resource_version.c.type == bindparam("type"), resource_version.c.id == bindparam("id"),
+                   resource_version.c.version == bindparam("version")))
+
+
+def current(conn: Connection, rtype: str, rid: str, *, lock: bool = False) -> Stored | None:
+    """The current version (possibly a deletion) of Type/id; `lock` takes a row lock on PostgreSQL."""
+    stmt = _CURRENT.with_for_update() if lock and conn.dialect.name == "postgresql" else _CURRENT
+    row = conn.execute(stmt, {"type": rtype, "id": rid}).first()
+    return None if row is None else _from_row(row)
+
+
+def _from_row(row) -> Stored:
+    return Stored(row.pk, row.type, row.id, row.version, row.last_updated, row.deleted, row.content)
+
+
+def version(conn: Connection, rtype: str, rid: str, vid: int) -> Stored | None:
+    """One historical version of Type/id."""
+    row = conn.execute(_VERSION, {"type": rtype, "id": rid, "version": vid}).first()
+    if row is None:
+        return None
+    return Stored(row.resource_pk, row.type, row.id, row.version, row.last_updated, row.content is None,
+                  row.content, row.method)
+
+
+def insert_new(conn: Connection, batch: Batch, rtype: str, rid: str, content: str, parsed: dict,
+               now: datetime, method: str) -> Stored:
+    """Store version 1 of a new resource.
+
+    If a concurrent writer took the same id (update-as-create), the unique key fails: the whole
+    unit of work is then rolled back and retried, and the retry finds the resource and updates it.
+    """
+    values = {"type": rtype, "id": rid, "version": 1, "last_updated": now, "deleted": False, "content": content}
+    try:
+        pk = conn.execute(insert(resource).values(values)).inserted_primary_key[0]
+    except IntegrityError as err:
+        raise RetryableConflict(f"{rtype}/{rid} was created concurrently") from err
+    stored = Stored(pk, rtype, rid, 1, now, False, content, method)
+    _queue(batch, stored, parsed, method)
+    return stored
+
+
+def replace(conn: Connection, batch: Batch, prior: Stored, content: str, parsed: dict, now: datetime,
+            method: str) -> Stored:
+    """Store a new version over `prior` (which the caller has locked)."""
+    stored = Stored(prior.pk, prior.type, prior.id, prior.version + 1, now, False, content, method)
+    _update_row(conn, stored, prior.version)
+    _clear_index(conn, batch, prior)
+    _queue(batch, stored, parsed, method)
+    return stored
+
+
+def mark_deleted(conn: Connection, batch: Batch, prior: Stored, now: datetime) -> Stored:
+    """Store a deletion as a new version; the resource leaves the search index."""
+    stored = Stored(prior.pk, prior.type, prior.id, prior.version + 1, now, True, None, "DELETE")
+    _update_row(conn, stored, prior.version)
+    _clear_index(conn, batch, prior)
+    batch.versions.append(_version_row(stored))
+    return stored
+
+
+def _update_row(conn: Connection, stored: Stored, expected_version: int) -> None:
+    # The version guard makes a lost update impossible even without a row lock (SQLite).
+    result = conn.execute(
+        update(resource)
+        .where(and_(resource.c.pk == stored.pk, resource.c.version == expected_version))
+        .values(version=stored.version, last_updated=stored.last_updated, deleted=stored.deleted, content=stored.content))
+    if result.rowcount != 1:
+        raise RetryableConflict(f"{stored.type}/{stored.id} changed concurrently")
+
+
+def _clear_index(conn: Connection, batch: Batch, prior: Stored) -> None:
+    batch.drop_index_rows(prior.pk)
+    if prior.deleted:
+        return
+    for kind in kinds_of(prior.type):
+        table = INDEX_TABLES[kind]
+        conn.execute(delete(table).where(table.c.resource_pk == prior.pk))
+
+
+def kinds_of(rtype: str) -> frozenset[str]:
+    """The index tables that can hold rows for a resource type."""
+    return _KINDS.get(rtype) or _kinds(rtype)
+
+
+_KINDS: dict[str, frozenset[str]] = {}
+
+
+def _kinds(rtype: str) -> frozenset[str]:
+    _KINDS[rtype] = frozenset(p.type for p in tables().search_params.get(rtype, {}).values() if not p.column)
+    return _KINDS[rtype]
+
+
+def _queue(batch: Batch, stored: Stored, parsed: dict, method: str) -> None:
+    batch.versions.append(_version_row(stored))
+    for kind, rows in indexer.index_rows(parsed).items():
+        for row in rows:
+            row["resource_pk"] = stored.pk
+        batch.index.setdefault(kind, []).extend(rows)
+
+
+def _version_row(stored: Stored) -> dict:
+    return {"resource_pk": stored.pk, "type": stored.type, "id": stored.id, "version": stored.version,
+            "last_updated": stored.last_updated, "method": stored.method, "content": stored.content}

@@ -1,0 +1,95 @@
+"""SQLAlchemy tables: current resources, their versions, and one search index table per parameter kind.
+
+`resource` holds the current version's JSON exactly as served; `resource_version` holds every
+version (history, vread). Search index rows (sp_*) exist only for current, non-deleted versions and
+are written in the same transaction as the resource. Schema changes go through Alembic migrations
+(service/migrations); this module mirrors the latest one.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text, UniqueConstraint)
+from sqlalchemy.dialects import postgresql
+
+metadata = MetaData()
+
+PK = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+# Byte-order text on PostgreSQL so that prefix LIKE 'abc%' and range scans can use a btree index.
+SORTABLE_TEXT = Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+resource = Table(
+    "resource", metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", DateTime, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", Text),
+    UniqueConstraint("type", "id", name="uq_resource_type_id"),
+    Index("ix_resource_type_updated", "type", "last_updated"),
+    Index("ix_resource_updated", "last_updated"),
+)
+
+resource_version = Table(
+    "resource_version", metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("resource_pk", PK, ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", DateTime, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("content", Text),
+    UniqueConstraint("resource_pk", "version", name="uq_resource_version"),
+    Index("ix_resource_version_type_updated", "type", "last_updated"),
+    Index("ix_resource_version_updated", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column, indexes: tuple[tuple[str, ...], ...]) -> Table:
+    """A search index table: one row per indexed value of a (type, name) search parameter.
+
+    No foreign key to resource: rows are only written and removed together with their resource in
+    one transaction, and a key check per row would cost ~15 lookups per create.
+    """
+    return Table(
+        name, metadata,
+        Column("resource_pk", PK, nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("name", String(100), nullable=False),
+        *columns,
+        Index(f"ix_{name}_resource", "resource_pk"),
+        *(Index(f"ix_{name}_{'_'.join(cols)}", "type", "name", *cols) for cols in indexes),
+    )
+
+
+sp_string = _index_table(
+    "sp_string", Column("value", SORTABLE_TEXT, nullable=False), Column("exact", Text, nullable=False),
+    indexes=(("value",),))
+sp_token = _index_table(
+    "sp_token", Column("system", Text), Column("code", Text), Column("text", SORTABLE_TEXT),
+    Column("type_system", Text), Column("type_code", Text),
+    indexes=(("code", "system"), ("text",)))
+sp_reference = _index_table(
+    "sp_reference", Column("target_type", String(64)), Column("target_id", String(64)), Column("url", Text),
+    Column("ident_system", Text), Column("ident_value", Text),
+    indexes=(("target_id", "target_type"), ("url",), ("ident_value",)))
+sp_date = _index_table(
+    "sp_date", Column("low", DateTime, nullable=False), Column("high", DateTime, nullable=False),
+    indexes=(("low",), ("high",)))
+sp_number = _index_table(
+    "sp_number", Column("value", Float, nullable=False), indexes=(("value",),))
+sp_quantity = _index_table(
+    "sp_quantity", Column("low", Float, nullable=False), Column("high", Float, nullable=False),
+    Column("system", Text), Column("code", Text), indexes=(("low",), ("code", "system")))
+sp_uri = _index_table(
+    "sp_uri", Column("value", SORTABLE_TEXT, nullable=False), indexes=(("value",),))
+
+# Compartment and _revinclude lookups go from a target to its referrers, whatever the parameter.
+Index("ix_sp_reference_target", sp_reference.c.target_type, sp_reference.c.target_id)
+
+INDEX_TABLES: dict[str, Table] = {
+    "string": sp_string, "token": sp_token, "reference": sp_reference, "date": sp_date,
+    "number": sp_number, "quantity": sp_quantity, "uri": sp_uri,
+}
