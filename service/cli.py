@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from . import interactions, transaction
 from .db import get_db
@@ -20,9 +21,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(examples_group)
 
 
-@click.group("db")
-def db_group() -> None:
-    """Database schema commands."""
+db_group = AppGroup("db", help="Database schema commands.")
 
 
 @db_group.command("upgrade")
@@ -32,9 +31,7 @@ def db_upgrade() -> None:
     click.echo("database schema is at head")
 
 
-@click.group("examples")
-def examples_group() -> None:
-    """Example data."""
+examples_group = AppGroup("examples", help="Example data.")
 
 
 @examples_group.command("load")

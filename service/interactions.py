@@ -105,9 +105,12 @@ def _is_serialization_failure(err: DBAPIError) -> bool:
 # ------------------------------------------------------------------------------- preparing content
 def prepare(unit: Unit, resource: dict, rid: str, version: int) -> tuple[str, dict]:
     """Set id and meta, validate the final form, and serialise it: (JSON text to store, final dict)."""
-    given = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    given = resource.get("meta", {})
     meta = {"versionId": str(version), "lastUpdated": dates.instant(unit.now)}
-    meta.update((k, v) for k, v in given.items() if k not in ("versionId", "lastUpdated"))
+    if isinstance(given, dict):
+        meta.update((k, v) for k, v in given.items() if k not in ("versionId", "lastUpdated"))
+    else:
+        meta = given  # not an object: validation reports it
     final = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
     final.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     issues = validation.validate(final, unit.max_depth)

@@ -1,0 +1,110 @@
+"""Shared fixtures: our app on a real database, a live HTTP server, and the Node test peers.
+
+The suite runs on SQLite by default and on PostgreSQL when IOP_TEST_DATABASE_URL is set
+(.ci/run does both). Every test starts from empty tables.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from service import create_app
+from service.tables import metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT.parent / "shared" / "tools"
+
+
+def _peers_dir() -> Path:
+    return Path(os.environ.get("FHIR_PEERS_DIR") or ROOT / ".peers")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return os.environ.get("IOP_TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str):
+    app = create_app({"DATABASE_URL": database_url, "AUTH": "off", "LOG_LEVEL": "WARNING", "MAX_BODY_BYTES": 4 * 1024 * 1024})
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["iop.db"].dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty every table after each test that used the app."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    db = request.getfixturevalue("app").extensions["iop.db"]
+    names = [t.name for t in reversed(metadata.sorted_tables)]
+    with db.write() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY"))
+        else:
+            for name in names:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[str]:
+    """Our app over real HTTP on a free loopback port; yields the FHIR base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def peers() -> Path:
+    """The Node test peers' packages (installed by the README's test command)."""
+    path = _peers_dir()
+    if not (path / "node_modules" / "@medplum" / "core").is_dir():
+        pytest.fail(f"FHIR test peers are not installed in {path}: run `make test` (or bash ../shared/tools/fhir-peers-setup.sh .peers)")
+    return path
+
+
+def _spawn_listening(args: list[str], peers: Path) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, FHIR_PEERS_DIR=str(peers))
+    proc = subprocess.Popen(["node", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    for _ in range(50):
+        line = proc.stdout.readline() if proc.stdout else ""
+        if line.startswith("LISTENING "):
+            return proc, line.split()[1].strip()
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"{args[0]} did not start")
+
+
+@pytest.fixture(scope="session")
+def validator_url(peers: Path) -> Iterator[str]:
+    """medplum-validate.mjs --serve: the independent R4 validator as a loopback service."""
+    proc, url = _spawn_listening([str(TOOLS / "medplum-validate.mjs"), "--modules", str(peers), "--serve", "0"], peers)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def peer_server(peers: Path) -> Iterator[str]:
+    """medplum-memory-server.mjs: a real FHIR R4 server standing in for an external EHR."""
+    proc, url = _spawn_listening([str(TOOLS / "medplum-memory-server.mjs"), "--modules", str(peers), "--port", "0", "--quiet"], peers)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
