@@ -7,6 +7,7 @@ accent-insensitively from the start; tokens keep system, code and display text; 
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from collections.abc import Iterator
 
 from . import dates
@@ -15,8 +16,9 @@ from .definitions import SearchParam, tables
 MAX_INDEXED_TEXT = 200  # characters of a string kept in the btree index (the full text is in `exact`)
 
 
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
-    """Case-folded text without accents: what string search compares."""
+    """Case-folded text without accents: what string search compares (cached: values repeat across parameters)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

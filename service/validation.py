@@ -90,20 +90,19 @@ class _Walk:
                 self.error("structure", f"Unknown element '{key}'", f"{path}.{key}")
                 continue
             self.element(el, type_name, key, value, f"{path}.{key}", depth, obj)
-        self.cardinality(obj, model, path)
+        self.cardinality(obj, type_name, path)
         if type_name == "Extension" and "extension" in obj and any(k.startswith("value") for k in obj):
             self.error("invariant", "ext-1: an extension has either a value or nested extensions, not both", path)
 
-    def cardinality(self, obj: dict, model: dict[str, Element], path: str) -> None:
-        for key, el in model.items():
-            if el.min > 0 and el.choice_of is None and key not in obj and f"_{key}" not in obj:
+    def cardinality(self, obj: dict, type_name: str, path: str) -> None:
+        for key in self.t.required_keys.get(type_name, ()):
+            if key not in obj and f"_{key}" not in obj:
                 self.error("required", f"Missing required element '{key}'", f"{path}.{key}")
-        for base in {el.choice_of for el in model.values() if el.choice_of}:
-            present = [k for k, el in model.items() if el.choice_of == base and (k in obj or f"_{k}" in obj)]
+        for base, keys, required in self.t.choice_groups.get(type_name, ()):
+            present = [k for k in keys if k in obj or f"_{k}" in obj]
             if len(present) > 1:
                 self.error("structure", f"Only one of {base}[x] is allowed, found {', '.join(present)}", f"{path}.{base}[x]")
-            required = any(el.min > 0 for el in model.values() if el.choice_of == base)
-            if required and not present:
+            elif required and not present:
                 self.error("required", f"Missing required element '{base}[x]'", f"{path}.{base}[x]")
 
     def element(self, el: Element, owner: str, key: str, value: object, path: str, depth: int, parent: dict) -> None:

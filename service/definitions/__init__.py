@@ -52,6 +52,8 @@ class Tables:
     patient_compartment: dict[str, tuple[str, ...]]
     summary_elements: dict[str, frozenset[str]] = field(default_factory=dict)
     mandatory_elements: dict[str, frozenset[str]] = field(default_factory=dict)
+    required_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # non-choice elements with min > 0
+    choice_groups: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = field(default_factory=dict)  # (base, keys, required)
 
     def element(self, type_name: str, key: str) -> Element | None:
         """The element `key` of `type_name`, or None when R4 does not define it."""
@@ -80,6 +82,8 @@ def tables() -> Tables:
     resource_types = frozenset(raw["resourceTypes"])
     summary = {t: frozenset(k for k, e in types[t].items() if e.summary) for t in resource_types}
     mandatory = {t: frozenset(k for k, e in types[t].items() if e.min > 0) for t in resource_types}
+    required_keys = {name: tuple(k for k, e in els.items() if e.min > 0 and e.choice_of is None) for name, els in types.items()}
+    choices = {name: _choice_groups(els) for name, els in types.items()}
     return Tables(
         resource_types=resource_types,
         all_resource_types=frozenset(raw["allResourceTypes"]),
@@ -91,4 +95,14 @@ def tables() -> Tables:
         patient_compartment={t: tuple(p) for t, p in raw["compartments"]["Patient"].items()},
         summary_elements=summary,
         mandatory_elements=mandatory,
+        required_keys=required_keys,
+        choice_groups=choices,
     )
+
+
+def _choice_groups(elements: dict[str, Element]) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+    groups: dict[str, list[str]] = {}
+    for key, el in elements.items():
+        if el.choice_of:
+            groups.setdefault(el.choice_of, []).append(key)
+    return tuple((base, tuple(keys), any(elements[k].min > 0 for k in keys)) for base, keys in groups.items())
