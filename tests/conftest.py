@@ -48,11 +48,8 @@ def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     db = request.getfixturevalue("app").extensions["iop.db"]
     names = [t.name for t in reversed(metadata.sorted_tables)]
     with db.write() as conn:
-        if db.dialect == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY"))
-        else:
-            for name in names:
-                conn.execute(text(f"DELETE FROM {name}"))
+        for name in names:  # DELETE, not TRUNCATE: on PostgreSQL it is 0.8 ms instead of 160 ms for small tables
+            conn.execute(text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture
