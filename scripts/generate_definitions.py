@@ -87,7 +87,7 @@ def build_types(structure_definitions: list[dict]) -> tuple[dict, dict]:
             codes = [element_type_code(t) for t in el_types]
             if name.endswith("[x]"):
                 base = name[:-3]
-                for code, t in zip(codes, el_types):
+                for code, t in zip(codes, el_types, strict=True):
                     key = base + code[0].upper() + code[1:]
                     owner[key] = [code, el["max"], el["min"], bool(el.get("isSummary")), base, targets_of(t)]
                     if path in bindings:
@@ -255,7 +255,7 @@ class PathCompiler:
             if states is None:
                 return None
             i += 2 if of_type else 1
-        return [(base, steps, typ) for typ, steps in states if typ in KIND_TYPES[kind] or kind == "reference" and typ in KIND_TYPES["reference"]]
+        return [(base, steps, typ) for typ, steps in states if typ in KIND_TYPES[kind]]
 
     def step(self, states, tok, of_type, kind, last):
         new = []
@@ -335,7 +335,8 @@ def generate(defs: Path) -> dict:
     """Build the whole table document from the definitions folder."""
     sds = load_bundle(defs, "profiles-types.json") + load_bundle(defs, "profiles-resources.json")
     sds = [r for r in sds if r["resourceType"] == "StructureDefinition"]
-    all_types = sorted(r["type"] for r in sds if r.get("kind") == "resource" and not r.get("abstract") and r.get("derivation") != "constraint")
+    all_types = sorted(r["type"] for r in sds
+                       if r.get("kind") == "resource" and not r.get("abstract") and r.get("derivation") != "constraint")
     resource_types = [t for t in all_types if model_exists(t)]
     types, bindings = build_types(sds)
     for sd in sds:  # constrained datatypes (SimpleQuantity, MoneyQuantity) walk like their base

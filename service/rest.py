@@ -5,14 +5,15 @@ as FhirError and rendered in one place (errors.py).
 """
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
-from . import auth, bundles, capability, elements, fhir, history, interactions, operations, repository, search, transaction, wire
+from . import auth, bundles, capability, dates, elements, fhir, history, interactions, operations, repository, search, transaction, wire
 from .db import get_db
 from .definitions import tables
-from .errors import BadRequest, Gone, Issue, NotFound, UnsupportedMediaType, informational, outcome
+from .errors import BadRequest, Gone, Issue, NotFound, PreconditionFailed, UnsupportedMediaType, informational, outcome
 from .interactions import Result
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -58,8 +59,10 @@ def written(result: Result | None, status: int | None = None) -> Response:
     stored, base = result.stored, wire.base_url()
     headers = wire.version_headers(stored, base, location=result.status in (200, 201) and not stored.deleted)
     status = status or result.status
+    if stored.deleted and pref.return_ == "OperationOutcome":
+        return wire.respond(_outcome_text("Deleted"), 200, headers)
     if stored.deleted:
-        return wire.respond(None, 204, headers) if pref.return_ != "OperationOutcome" else wire.respond(_outcome_text("Deleted"), 200, headers)
+        return wire.respond(None, 204, headers)
     if pref.return_ == "minimal":
         return wire.respond(None, status, headers)
     if pref.return_ == "OperationOutcome":
@@ -68,8 +71,6 @@ def written(result: Result | None, status: int | None = None) -> Response:
 
 
 def _outcome_text(text: str) -> str:
-    import json
-
     return json.dumps(informational(text))
 
 
@@ -146,9 +147,10 @@ def conditional_patch(rtype: str) -> Response:
 
     def work(unit: interactions.Unit) -> Result:
         matches = unit.find(rtype, query)
-        if len(matches) != 1:
-            raise NotFound(f"Conditional patch criteria '{query}' match {len(matches)} {rtype} resources") if not matches \
-                else interactions.PreconditionFailed(f"Conditional patch criteria '{query}' match more than one {rtype}")
+        if not matches:
+            raise NotFound(f"Conditional patch criteria '{query}' match no {rtype}")
+        if len(matches) > 1:
+            raise PreconditionFailed(f"Conditional patch criteria '{query}' match more than one {rtype}", code="multiple-matches")
         return interactions.patch(unit, rtype, matches[0].id, ops, if_match=if_match)
     return written(write(work))
 
@@ -275,8 +277,6 @@ def searchset(base: str, rtype: str, req: search.SearchRequest, page: search.Pag
     warnings = list(page.warnings) + [Issue("warning", "not-supported", f"Search parameter '{n}' is not known and was ignored", n)
                                       for n in req.ignored]
     if warnings:
-        import json
-
         entries.append(bundles.entry(None, json.dumps(outcome(warnings)), search_mode="outcome"))
     return bundles.bundle("searchset", entries, total=page.total, links=_links(base, rtype, req, page))
 
@@ -341,8 +341,6 @@ _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
 
 
 def _history_entry(base: str, v: history.Version) -> str:
-    from . import dates
-
     full = f"{base}/{v.type}/{v.id}"
     request_ = {"method": "POST", "url": v.type} if v.method == "POST" else {"method": v.method, "url": f"{v.type}/{v.id}"}
     status = "201 Created" if v.version == 1 and v.method != "DELETE" else _STATUS.get(v.method, "200 OK")

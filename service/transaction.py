@@ -20,6 +20,8 @@ from .interactions import Result, Unit
 from .repository import Batch
 from .wire import Prefer
 
+BUNDLE_ELEMENTS = {"resourceType", "id", "meta", "implicitRules", "language", "identifier", "type", "timestamp", "total",
+                   "link", "entry", "signature"}
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
             403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 410: "Gone",
@@ -85,9 +87,9 @@ def _check_bundle(body: object, max_entries: int) -> tuple[str, list]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise BadRequest("Bundle.entry must be an array of objects", expression="Bundle.entry")
     if len(entries) > max_entries:
-        raise BadRequest(f"A Bundle may hold at most {max_entries} entries (IOP_MAX_BUNDLE_ENTRIES); this one has {len(entries)}",
+        raise BadRequest(f"A Bundle may hold at most {max_entries} entries (IOP_MAX_BUNDLE_ENTRIES); it has {len(entries)}",
                          code="too-costly", expression="Bundle.entry")
-    unknown = set(body) - {"resourceType", "id", "meta", "implicitRules", "language", "identifier", "type", "timestamp", "total", "link", "entry", "signature"}
+    unknown = set(body) - BUNDLE_ELEMENTS
     if unknown:
         raise BadRequest(f"Unknown element '{sorted(unknown)[0]}'", code="structure", expression=f"Bundle.{sorted(unknown)[0]}")
     return bundle_type, entries
@@ -149,7 +151,8 @@ def _check_entry(entry: Entry) -> None:
         raise BadRequest(f"The entry holds a {entry.resource['resourceType']} but request.url names {entry.rtype}",
                          expression=f"{where}.resource.resourceType")
     if m == "PUT" and entry.rid and entry.resource is not None and entry.resource.get("id", entry.rid) != entry.rid:
-        raise BadRequest(f"resource.id '{entry.resource.get('id')}' differs from request.url '{entry.url}'", expression=f"{where}.resource.id")
+        raise BadRequest(f"resource.id '{entry.resource.get('id')}' differs from request.url '{entry.url}'",
+                         expression=f"{where}.resource.id")
 
 
 def _check_identities(entries: list[Entry]) -> None:
@@ -165,7 +168,8 @@ def _check_identities(entries: list[Entry]) -> None:
         if e.method in ("PUT", "DELETE", "PATCH") and e.rid:
             key = f"{e.rtype}/{e.rid}"
             if key in seen_ids:
-                raise BadRequest(f"{key} is changed by entries {seen_ids[key]} and {e.index}", code="duplicate", expression=f"{e.where}.request.url")
+                raise BadRequest(f"{key} is changed by entries {seen_ids[key]} and {e.index}", code="duplicate",
+                                 expression=f"{e.where}.request.url")
             seen_ids[key] = e.index
 
 
@@ -189,7 +193,8 @@ def _run_guarded(entry: Entry, fn) -> None:
     try:
         fn()
     except FhirError as err:
-        raise err.prefixed(f"{entry.where}.resource") if _is_resource_error(err) else err.prefixed(entry.where)
+        err.prefixed(f"{entry.where}.resource" if _is_resource_error(err) else entry.where)
+        raise
 
 
 def _is_resource_error(err: FhirError) -> bool:

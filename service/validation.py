@@ -170,7 +170,8 @@ class _Walk:
         if not div.lstrip().startswith("<div") or 'xmlns="http://www.w3.org/1999/xhtml"' not in div:
             self.error("invariant", 'txt-3: the narrative must be a <div> in the XHTML namespace', path)
         elif _UNSAFE_XHTML.search(div):
-            self.error("invariant", "txt-1: the narrative may contain only basic HTML formatting (no scripts, forms or event handlers)", path)
+            self.error("invariant", "txt-1: the narrative may contain only basic HTML formatting (no scripts, forms or event handlers)",
+                       path)
 
     def reference(self, ref: dict, targets: tuple[str, ...] | None, path: str) -> None:
         literal = ref.get("reference")
@@ -189,7 +190,8 @@ class _Walk:
         if not _ABSOLUTE_REF.match(literal):
             self.error("value", f"'{literal}' is not a valid reference (Type/id, an absolute URL or #local)", f"{path}.reference")
         elif literal.startswith("urn:uuid:") and not self.in_bundle:
-            self.error("not-found", f"Reference '{literal}' does not resolve to a resource (urn:uuid is only meaningful inside a Bundle)", f"{path}.reference")
+            self.error("not-found", f"Reference '{literal}' does not resolve to a resource (urn:uuid is only meaningful inside a Bundle)",
+                       f"{path}.reference")
 
     def binding(self, owner: str, key: str, value: object, members: frozenset[str], path: str) -> None:
         url = self.t.binding_urls[f"{owner}.{key}"]

@@ -67,7 +67,8 @@ def _element(spec: list) -> Element:
 
 def _param(code: str, raw: dict) -> SearchParam:
     paths = tuple((tuple(p[0]), p[1], p[2] if len(p) > 2 else None) for p in raw.get("paths", []))
-    return SearchParam(code, raw["type"], raw["url"], paths, tuple(raw.get("target", [])), raw.get("column"), raw.get("special"), raw.get("expression"))
+    return SearchParam(code, raw["type"], raw["url"], paths, tuple(raw.get("target", [])), raw.get("column"), raw.get("special"),
+                       raw.get("expression"))
 
 
 @cache
