@@ -335,8 +335,10 @@ def generate(defs: Path) -> dict:
     """Build the whole table document from the definitions folder."""
     sds = load_bundle(defs, "profiles-types.json") + load_bundle(defs, "profiles-resources.json")
     sds = [r for r in sds if r["resourceType"] == "StructureDefinition"]
+    r4_codes = resource_type_codes(defs)  # Medplum also ships R4B's SubscriptionStatus; R4 has no such type
     all_types = sorted(r["type"] for r in sds
-                       if r.get("kind") == "resource" and not r.get("abstract") and r.get("derivation") != "constraint")
+                       if r.get("kind") == "resource" and not r.get("abstract") and r.get("derivation") != "constraint"
+                       and r["type"] in r4_codes)
     resource_types = [t for t in all_types if model_exists(t)]
     types, bindings = build_types(sds)
     for sd in sds:  # constrained datatypes (SimpleQuantity, MoneyQuantity) walk like their base
@@ -362,7 +364,38 @@ def generate(defs: Path) -> dict:
         "searchParams": params,
         "skippedSearchParams": skipped,
         "compartments": {"Patient": patient_compartment(defs)},
+        "invariantElements": invariant_elements(sds, types, resource_types),
     }
+
+
+def resource_type_codes(defs: Path) -> set[str]:
+    """The codes of http://hl7.org/fhir/resource-types: the R4 resource types."""
+    for r in load_bundle(defs, "valuesets.json"):
+        if r["resourceType"] == "CodeSystem" and r.get("url") == "http://hl7.org/fhir/resource-types":
+            return set(all_codes(r["concept"]))
+    raise SystemExit("valuesets.json has no http://hl7.org/fhir/resource-types CodeSystem")
+
+
+def invariant_elements(sds: list[dict], types: dict, resource_types: list[str]) -> dict[str, list[str]]:
+    """Top-level elements named by each resource's own error-level invariants.
+
+    A _summary/_elements subset keeps them so that it still satisfies those invariants (a server may
+    return more than asked: https://hl7.org/fhir/R4/search.html#elements). dom-* and ele-* are left
+    out: they concern contained resources and element values, not which elements are present.
+    """
+    out = {}
+    for sd in sds:
+        if sd.get("kind") != "resource" or sd["type"] not in resource_types or sd.get("derivation") == "constraint":
+            continue
+        model = types.get(sd["type"], {})
+        names = set(model) | {spec[4] for spec in model.values() if spec[4]}
+        found: set[str] = set()
+        for c in sd["snapshot"]["element"][0].get("constraint", []):
+            if c.get("severity") == "error" and not c["key"].startswith(("dom-", "ele-")):
+                found |= set(re.findall(r"(?<![.\w%'])([a-z][A-Za-z0-9]*)\b", c.get("expression", ""))) & names
+        if found:
+            out[sd["type"]] = sorted(found)
+    return out
 
 
 def add_implicit_systems(params: dict, types: dict, required: dict, value_sets: dict) -> None:

@@ -6,9 +6,14 @@ See: https://hl7.org/fhir/R4/bundle.html
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 
 from . import dates
+
+_FULL_URL = re.compile(r'\{"fullUrl":("(?:[^"\\]|\\.)*"),?')
 
 
 def _s(value: object) -> str:
@@ -41,7 +46,7 @@ def response_json(response: dict) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def bundle(type_: str, entries: list[str], *, total: int | None = None, links: list[tuple[str, str]] = ()) -> str:
+def bundle(type_: str, entries: list[str], *, total: int | None = None, links: Sequence[tuple[str, str]] = ()) -> str:
     """A Bundle of `type_` holding pre-serialised entries."""
     head = [f'"resourceType":"Bundle","id":"{uuid.uuid4()}"',
             f'"meta":{{"lastUpdated":"{dates.instant(dates.utcnow())}"}}', f'"type":"{type_}"']
@@ -50,5 +55,33 @@ def bundle(type_: str, entries: list[str], *, total: int | None = None, links: l
     if links:
         head.append('"link":' + _s([{"relation": rel, "url": url} for rel, url in links]))
     if entries:
+        entries = entries if type_ == "history" else unique_full_urls(entries)  # bdl-7 exempts history (bundle.html#invs)
         head.append('"entry":[' + ",".join(entries) + "]")
     return "{" + ",".join(head) + "}"
+
+
+def unique_full_urls(entries: list[str]) -> list[str]:
+    """Entries where no two share fullUrl and meta.versionId (bdl-7): a repeat loses its optional fullUrl.
+
+    A transaction may read what it also wrote, and two conditional creates may match one resource;
+    the first entry in Bundle order keeps the fullUrl. Only repeated fullUrls are parsed.
+    """
+    matches = [_FULL_URL.match(e) for e in entries]
+    repeated = {u for u, n in Counter(m.group(1) for m in matches if m).items() if n > 1}
+    if not repeated:
+        return entries
+    seen: set[tuple[str, str | None]] = set()
+    out = []
+    for text, m in zip(entries, matches, strict=True):
+        if m and m.group(1) in repeated:
+            key = (m.group(1), _version_id(text))
+            if key in seen:
+                text = "{" + text[m.end():]
+            seen.add(key)
+        out.append(text)
+    return out
+
+
+def _version_id(entry_text: str) -> str | None:
+    meta = (json.loads(entry_text).get("resource") or {}).get("meta") or {}
+    return meta.get("versionId")

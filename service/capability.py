@@ -46,11 +46,19 @@ def statement(base_url: str) -> dict:
         "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
-            "resource": [_resource(rtype) for rtype in sorted(t.resource_types)],
+            "resource": [_resource(rtype) for rtype in sorted(t.resource_types & _declarable())],
             "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
             "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items()],
         }],
     }
+
+
+def _declarable() -> frozenset[str]:
+    """The types R4 lets a CapabilityStatement name: its required binding to resource-types.
+
+    The served types come from Medplum's R4 definitions, which add SubscriptionStatus (an R4B backport).
+    """
+    return tables().binding_codes["CapabilityStatement.rest.resource.type"]
 
 
 def _resource(rtype: str) -> dict:
@@ -81,6 +89,8 @@ def _resource(rtype: str) -> dict:
 def _revincludes(target: str) -> list[str]:
     out = []
     for source, params in tables().search_params.items():
+        if source not in _declarable():
+            continue
         for code, p in params.items():
             if p.type == "reference" and (target in p.target or not p.target):
                 out.append(f"{source}:{code}")

@@ -6,7 +6,7 @@ the day, "2026-11-24T10:00:00Z" that second. See: https://hl7.org/fhir/R4/search
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 MIN = datetime(1, 1, 1)
 MAX = datetime(9999, 12, 31, 23, 59, 59)
@@ -77,10 +77,10 @@ def instant(value: datetime) -> str:
 
 def http_date(value: datetime) -> str:
     """An RFC 9110 HTTP-date (Last-Modified) for a naive UTC datetime."""
-    return value.replace(tzinfo=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return value.replace(tzinfo=UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def utcnow() -> datetime:
     """Now, as naive UTC truncated to milliseconds (what meta.lastUpdated carries)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -1,7 +1,8 @@
 """_summary and _elements: subsets of a resource, marked SUBSETTED.
 
 See: https://hl7.org/fhir/R4/search.html#summary and #elements. Only requested subsets parse the
-stored JSON; a plain read or search serves the stored bytes.
+stored JSON; a plain read or search serves the stored bytes. A subset is still a valid resource:
+it keeps the mandatory elements and those that the resource's invariants name.
 """
 from __future__ import annotations
 
@@ -23,28 +24,32 @@ def subset(content: str, summary: str | None, elements: list[str] | None) -> str
     """The JSON text of the requested subset of a stored resource."""
     resource = json.loads(content)
     rtype = resource["resourceType"]
-    if elements:
-        keep = set(_ALWAYS) | {e.split(".")[-1] if e.startswith(f"{rtype}.") else e.split(".")[0] for e in elements}
-        keep |= tables().mandatory_elements.get(rtype, frozenset())
-    elif summary == "true":
-        keep = set(_ALWAYS) | tables().summary_elements.get(rtype, frozenset())
-    elif summary == "text":
-        keep = set(_ALWAYS) | {"text"} | tables().mandatory_elements.get(rtype, frozenset())
-    else:  # data: everything but the narrative
-        keep = set(resource) - {"text"}
     model = tables().types.get(rtype, {})
-    out = {k: v for k, v in resource.items() if _base(k) in keep or _choice_of(model, _base(k)) in keep}
+    if summary == "data" and not elements:
+        keep = set(resource) - {"text"}  # everything but the narrative
+    else:
+        # Mandatory elements always (search.html#elements); isSummary SHALL cover them but R4 misses some,
+        # e.g. Appointment.participant (elementdefinition-definitions.html#ElementDefinition.isSummary).
+        keep = _requested(rtype, summary, elements) | set(_ALWAYS) | tables().mandatory_elements.get(rtype, frozenset())
+        keep |= tables().invariant_elements.get(rtype, frozenset())  # a subset still meets its invariants
+    out = {k: v for k, v in resource.items() if _names(model, k) & keep}
     meta = dict(out.get("meta") or {})
     meta["tag"] = [t for t in meta.get("tag", []) if t.get("code") != "SUBSETTED"] + [SUBSETTED]
     out["meta"] = meta
     return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
-def _choice_of(model: dict, key: str) -> str | None:
-    el = model.get(key)
-    return el.choice_of if el else None
+def _requested(rtype: str, summary: str | None, elements: list[str] | None) -> set[str]:
+    """The element names asked for: _elements (Type.name or name), else the summary or text set."""
+    if elements:
+        return {e.split(".")[1] if e.startswith(f"{rtype}.") else e.split(".")[0] for e in elements}
+    if summary == "true":
+        return set(tables().summary_elements.get(rtype, frozenset()))
+    return {"text"}  # _summary=text: text plus the mandatory elements
 
 
-def _base(key: str) -> str:
-    """The element name of a JSON key (primitive extensions `_x` follow `x`; choice keys are full names)."""
-    return key[1:] if key.startswith("_") else key
+def _names(model: dict, key: str) -> set[str]:
+    """The names a JSON key answers to: `_x` follows `x`; a choice key (valueQuantity) is also `value`."""
+    base = key[1:] if key.startswith("_") else key
+    el = model.get(base)
+    return {base, el.choice_of} if el and el.choice_of else {base}

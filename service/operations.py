@@ -49,7 +49,8 @@ def _validate_input(rtype: str) -> tuple[dict | None, str]:
     if body.get("resourceType") == "Parameters" and rtype != "Parameters":
         params = {p.get("name"): p for p in body.get("parameter", []) if isinstance(p, dict)}
         if "profile" in params:
-            raise BadRequest("The profile parameter of $validate is not supported yet", code="not-supported", expression="Parameters.parameter")
+            raise BadRequest("The profile parameter of $validate is not supported yet", code="not-supported",
+                             expression="Parameters.parameter")
         mode = (params.get("mode") or {}).get("valueCode", "no-action")
         return (params.get("resource") or {}).get("resource"), mode
     return body, request.args.get("mode", "no-action")
@@ -101,16 +102,26 @@ def everything(pid: str) -> Response:
         patient = repository.current(conn, "Patient", pid)
         if patient is None or patient.deleted:
             raise NotFound(f"Patient/{pid} is not known")
-        rows = _compartment_page(conn, patient.pk, pid, types, since, after, max(count, 1))
+        head = [_patient_row(patient)] if after is None and _selected(patient, types, since) else []
+        rows = head + _compartment_page(conn, patient.pk, pid, types, since, after, max(count, 1) - len(head))
     more = len(rows) > count
     rows = rows[:count]
     entries = [bundles.entry(f"{base}/{r.type}/{r.id}", r.content, search_mode="match") for r in rows]
     keep = [(k, v) for k, v in args.items(multi=True) if k in ("_count", "_type", "_since", "_format")]
     url = f"{base}/Patient/{pid}/$everything"
-    links = [("self", f"{url}?{urlencode(keep + ([('_cursor', str(after))] if after else []))}".rstrip("?"))]
+    links = [("self", f"{url}?{urlencode(keep + ([('_cursor', str(after))] if after is not None else []))}".rstrip("?"))]
     if more and rows:
         links.append(("next", f"{url}?{urlencode(keep + [('_cursor', str(rows[-1].pk))])}"))
     return wire.respond(bundles.bundle("searchset", entries, links=links))
+
+
+def _patient_row(patient: repository.Stored) -> search.Row:
+    """The Patient as the first entry; its cursor 0 makes the next page start at the first member."""
+    return search.Row(0, patient.type, patient.id, patient.content or "{}")
+
+
+def _selected(patient: repository.Stored, types: list[str], since) -> bool:
+    return (not types or "Patient" in types) and (since is None or patient.last_updated >= since)
 
 
 def _bad_count() -> int:
@@ -119,12 +130,11 @@ def _bad_count() -> int:
 
 def _compartment_page(conn: Connection, patient_pk: int, pid: str, types: list[str], since, after: int | None,
                       count: int) -> list[search.Row]:
-    """Compartment members ordered by storage key (the Patient first), after the cursor."""
+    """Compartment members other than the Patient, ordered by storage key, after the cursor (count + 1 rows)."""
     ref, R = sp_reference, resource
     links = or_(*[and_(ref.c.type == rtype, ref.c.name.in_(params)) for rtype, params in tables().patient_compartment.items()])
     members = select(ref.c.resource_pk).where(ref.c.target_type == "Patient", ref.c.target_id == pid, links)
-    stmt = select(R.c.pk, R.c.type, R.c.id, R.c.content).where(or_(R.c.pk == patient_pk, R.c.pk.in_(members)),
-                                                               R.c.deleted == false())
+    stmt = select(R.c.pk, R.c.type, R.c.id, R.c.content).where(R.c.pk.in_(members), R.c.pk != patient_pk, R.c.deleted == false())
     if types:
         stmt = stmt.where(R.c.type.in_(types))
     if since:

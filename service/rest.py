@@ -109,8 +109,19 @@ def operation_or_create(name: str) -> Response:
 def create(rtype: str) -> Response:
     known_type(rtype)
     body = wire.resource_body(request, rtype)
-    if_none_exist = request.headers.get("If-None-Exist")
-    return written(write(lambda unit: interactions.create(unit, body, if_none_exist=if_none_exist)))
+    return written(write(lambda unit: interactions.create(unit, body, if_none_exist=_create_condition())))
+
+
+def _create_condition() -> str | None:
+    """If-None-Exist, or search parameters on the POST URL (as fhirpy's create(**criteria) sends them).
+
+    R4 defines only the header; criteria in the URL are taken as the same condition rather than
+    ignored, because ignoring them silently creates the duplicates the client meant to prevent.
+    """
+    header, query = request.headers.get("If-None-Exist"), conditional_query()
+    if header and query and header != query:
+        raise BadRequest("Give the conditional-create criteria once: in If-None-Exist or in the URL, not both")
+    return header or query or None
 
 
 @bp.get("/<rtype>")

@@ -76,6 +76,13 @@ def peers() -> Path:
     return path
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 def _spawn_listening(args: list[str], peers: Path) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, FHIR_PEERS_DIR=str(peers))
     proc = subprocess.Popen(["node", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -94,8 +101,7 @@ def validator_url(peers: Path) -> Iterator[str]:
     """medplum-validate.mjs --serve: the independent R4 validator as a loopback service."""
     proc, url = _spawn_listening([str(TOOLS / "medplum-validate.mjs"), "--modules", str(peers), "--serve", "0"], peers)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    _stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -103,5 +109,4 @@ def peer_server(peers: Path) -> Iterator[str]:
     """medplum-memory-server.mjs: a real FHIR R4 server standing in for an external EHR."""
     proc, url = _spawn_listening([str(TOOLS / "medplum-memory-server.mjs"), "--modules", str(peers), "--port", "0", "--quiet"], peers)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    _stop(proc)

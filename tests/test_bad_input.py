@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import FHIR, assert_outcome, count_rows, patient, post
 
 H = {"Content-Type": FHIR}

@@ -10,7 +10,6 @@ import json
 
 import pytest
 import requests
-
 from helpers import EXAMPLES, FHIR, assert_outcome, created, example, patient, phq9, post, put
 
 PATCH = "application/json-patch+json"
@@ -207,6 +206,8 @@ def test_transaction_response_is_valid(client, validator_url):
 def test_batch_response_with_a_failed_entry_is_valid(client, validator_url):
     """A batch whose entries succeed and fail; a failed entry carries its status and outcome, no fullUrl."""
     put(client, "Patient/conf-b-1", patient(id="conf-b-1"))
+    put(client, "Patient/conf-b-3", patient(id="conf-b-3", mrn="CONF-B3"))
+    match = {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|CONF-B3"}
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"resource": patient(mrn="CONF-B1"), "request": {"method": "POST", "url": "Patient"}},
         {"resource": {"resourceType": "Patient", "gender": "bogus"}, "request": {"method": "POST", "url": "Patient"}},
@@ -215,11 +216,13 @@ def test_batch_response_with_a_failed_entry_is_valid(client, validator_url):
         {"request": {"method": "DELETE", "url": "Patient/conf-b-1"}},
         {"request": {"method": "GET", "url": "Patient?identifier=CONF-B1"}},
         {"resource": patient(id="conf-b-2"), "request": {"method": "PUT", "url": "Patient/conf-b-2", "ifMatch": 'W/"4"'}},
+        {"resource": patient(mrn="CONF-B3"), "request": match},  # both conditional creates match conf-b-3
+        {"resource": patient(mrn="CONF-B3"), "request": match},
     ]}
     body = valid_response(validator_url, post(client, "", bundle), label="batch-response")
     assert body["type"] == "batch-response"
     statuses = [e["response"]["status"].split()[0] for e in body["entry"]]
-    assert statuses == ["201", "400", "404", "200", "204", "200", "412"]
+    assert statuses == ["201", "400", "404", "200", "204", "200", "412", "200", "200"]
     for failed in (body["entry"][1], body["entry"][2], body["entry"][6]):
         assert failed["response"]["outcome"]["resourceType"] == "OperationOutcome"
 

@@ -328,3 +328,13 @@ def test_method_not_allowed_is_405_outcome(client):
 
 def test_unknown_endpoint_is_404_outcome(client):
     assert_outcome(client.get("/not-fhir"), 404)
+
+
+def test_create_with_criteria_in_the_url_is_a_conditional_create(client):
+    """POST Patient?identifier=… (fhirpy's create(**criteria)) matches instead of duplicating."""
+    first = post(client, "Patient?identifier=https://iop.example.org/fhir/sid/mrn|URL-1", patient(mrn="URL-1"))
+    second = post(client, "Patient?identifier=https://iop.example.org/fhir/sid/mrn|URL-1", patient(mrn="URL-1"))
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.get_json()["id"] == second.get_json()["id"]
+    both = post(client, "Patient?identifier=URL-1", patient(), **{"If-None-Exist": "identifier=URL-2"})
+    assert_outcome(both, 400)
