@@ -7,8 +7,8 @@ accent-insensitively from the start; tokens keep system, code and display text; 
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 from collections.abc import Iterator
+from functools import lru_cache
 
 from . import dates
 from .definitions import SearchParam, tables
@@ -160,13 +160,13 @@ def _references(value: object, type_: str, _system: str | None) -> Iterator[dict
 
 
 def split_reference(literal: str) -> dict:
-    """{target_type, target_id} for a relative Type/id[/_history/v]; {url} for an absolute reference."""
+    """{target_type, target_id} for a relative Type/id[/_history/v]; {url} (unversioned) for an absolute one."""
     parts = literal.split("/")
     if "_history" in parts:
         parts = parts[:parts.index("_history")]
     if len(parts) == 2 and parts[0] in tables().all_resource_types:
         return {"target_type": parts[0], "target_id": parts[1]}
-    return {"url": literal}
+    return {"url": "/".join(parts)}
 
 
 def _dates(value: object, type_: str, _system: str | None) -> Iterator[dict]:

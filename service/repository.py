@@ -73,7 +73,13 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     else:
         marks = ", ".join("?" * len(columns))
         driver.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})",
-                           [tuple(row[c] for c in columns) for row in rows])
+                           [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
+
+
+def _sqlite_value(value: object) -> object:
+    # Datetimes as SQLAlchemy stores them on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff"): sqlite3's own adapter
+    # drops a zero ".000000", and text comparisons in date searches would then miss equal bounds.
+    return value.isoformat(" ", "microseconds") if isinstance(value, datetime) else value
 
 
 _CURRENT = select(resource).where(resource.c.type == bindparam("type"), resource.c.id == bindparam("id"))

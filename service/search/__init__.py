@@ -88,6 +88,21 @@ def _encode(direction: str, values: list, kinds: list[str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The JSON types a cursor may carry for each kind of sort key.
+_CURSOR_TYPES: dict[str, type | tuple[type, ...]] = {"pk": int, "number": (int, float), "string": str, "date": str}
+
+
+def _cursor_value_ok(value: object, kind: str) -> bool:
+    """Whether a decoded cursor value can be bound as a sort key of `kind` (a forged one must not reach SQL)."""
+    if isinstance(value, bool) or not isinstance(value, _CURSOR_TYPES[kind]):
+        return False
+    if isinstance(value, int):
+        return -2**63 <= value < 2**63
+    if isinstance(value, str):
+        return "\x00" not in value
+    return value == value  # not NaN
+
+
 def _decode(cursor: str | None, kinds: list[str]) -> tuple[str, list | None]:
     if not cursor:
         return "a", None
@@ -95,7 +110,9 @@ def _decode(cursor: str | None, kinds: list[str]) -> tuple[str, list | None]:
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if doc["k"] != kinds or doc["d"] not in ("a", "b") or len(doc["v"]) != len(kinds):
             raise ValueError("cursor does not match this search")
-        values = [datetime.fromisoformat(v) if k == "date" else v for v, k in zip(doc["v"], kinds)]
+        if not all(_cursor_value_ok(v, k) for v, k in zip(doc["v"], kinds, strict=True)):
+            raise ValueError("cursor values do not match this search")
+        values = [datetime.fromisoformat(v) if k == "date" else v for v, k in zip(doc["v"], kinds, strict=True)]
     except (ValueError, KeyError, TypeError) as err:
         raise BadRequest(f"Invalid paging cursor: {err}", expression="_cursor") from None
     return doc["d"], values

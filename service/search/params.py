@@ -111,6 +111,8 @@ def parse(rtype: str, args: list[tuple[str, str]], *, default_count: int, max_co
     """A SearchRequest for `rtype` from query/form parameters (name, value) in request order."""
     req = SearchRequest(type=rtype, count=default_count)
     for name, raw in args:
+        if "\x00" in name or "\x00" in raw:  # no database stores or compares a NUL character
+            raise BadRequest("Search parameters cannot contain NUL characters", expression=name.replace("\x00", ""))
         if name.split(":")[0] in CONTROL:
             _control(req, name, raw, max_count)
             req.echo.append((name, raw))
@@ -166,9 +168,10 @@ def _chained(rtype: str, param: SearchParam, type_modifier: str | None, rest: st
         if strict:
             raise BadRequest(f"No target of '{param.code}' has a search parameter '{inner_code}'", expression=name)
         return None
-    inner = [_criterion(t, rest, raw, True) for t in usable]
-    first = inner[0]
-    assert first is not None
+    known = [i for i in (_criterion(t, rest, raw, strict) for t in usable) if i is not None]
+    if not known:  # a later hop names an unknown parameter (lenient: the whole chain is ignored)
+        return None
+    first = known[0]
     chain = [Chain(param, usable)] + first.chain
     return Criterion(name, first.param, first.modifier, first.values, chain, first.resource_type)
 
@@ -190,7 +193,7 @@ def _control(req: SearchRequest, name: str, raw: str, max_count: int) -> None:
         req.summary = None if raw == "false" else raw
     elif name == "_elements":
         req.elements = [e.strip() for e in raw.split(",") if e.strip()]
-    elif name in ("_include", "_revinclude"):
+    elif name.split(":")[0] in ("_include", "_revinclude"):  # with an optional :iterate
         _include(req, name, raw)
     elif name == "_cursor":
         req.cursor = raw
@@ -207,7 +210,10 @@ def _sort_key(rtype: str, key: str) -> tuple[str, bool]:
 
 def _include(req: SearchRequest, name: str, raw: str) -> None:
     # _include=Source:param[:Target] with optional :iterate (or the R3 spelling :recurse) on the name
-    iterate = name.endswith((":iterate", ":recurse"))
+    modifier = name.partition(":")[2]
+    if modifier not in ("", "iterate", "recurse"):
+        raise BadRequest(f"Modifier ':{modifier}' is not supported on {name.partition(':')[0]}", expression=name)
+    iterate = bool(modifier)
     parts = raw.split(":")
     if raw == "*":
         raise BadRequest(f"{name}=* is not supported; name the reference parameter", expression=name)

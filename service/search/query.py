@@ -25,21 +25,29 @@ def criterion_condition(c: Criterion, R, base_url: str) -> ColumnElement:
     """The condition on resource alias R that one criterion (values OR'd) imposes."""
     if c.chain:
         return R.c.pk.in_(_chain_select(c.chain[0].param.code, c, 0, R.c.type, base_url, source=None))
-    return _own(c.resource_type, c.param, c.modifier, c.values, R, base_url)
+    return _own(c.resource_type, c.param, c, R, base_url)
 
 
-def _own(rtype: str, param: SearchParam, modifier: str | None, values: list[str], R, base_url: str) -> ColumnElement:
-    if param.column == "_id":
-        ids = [unescape(v) for v in values]
-        return not_(R.c.id.in_(ids)) if modifier == "not" else R.c.id.in_(ids)
-    if param.column == "_lastUpdated":
-        return or_(*[_point_condition(R.c.last_updated, v) for v in values])
+def _own(rtype: str, param: SearchParam, c: Criterion, R, base_url: str) -> ColumnElement:
+    """The condition of criterion `c` on `param` of `rtype` (the last hop's parameter in a chain)."""
+    if param.column:
+        return _column(param.column, c, R)
     table = INDEX_TABLES[param.type]
     present = select(table.c.resource_pk).where(table.c.type == rtype, table.c.name == param.code)
-    if modifier == "missing":
-        return not_(R.c.pk.in_(present)) if values[0] == "true" else R.c.pk.in_(present)
-    matches = present.where(or_(*[_value_condition(table, param, modifier, v, base_url) for v in values]))
-    return not_(R.c.pk.in_(matches)) if modifier == "not" else R.c.pk.in_(matches)
+    if c.modifier == "missing":
+        return not_(R.c.pk.in_(present)) if c.values[0] == "true" else R.c.pk.in_(present)
+    matches = present.where(or_(*[_value_condition(table, param, c.modifier, v, base_url, c.name) for v in c.values]))
+    return not_(R.c.pk.in_(matches)) if c.modifier == "not" else R.c.pk.in_(matches)
+
+
+def _column(column: str, c: Criterion, R) -> ColumnElement:
+    """_id and _lastUpdated, answered from the resource row itself."""
+    if c.modifier == "missing":  # every resource has an id and a lastUpdated
+        return false() if c.values[0] == "true" else true()
+    if column == "_id":
+        ids = [unescape(v) for v in c.values]
+        return not_(R.c.id.in_(ids)) if c.modifier == "not" else R.c.id.in_(ids)
+    return or_(*[_point_condition(R.c.last_updated, v, c.name) for v in c.values])
 
 
 def _chain_select(code: str, c: Criterion, hop: int, source_type, base_url: str, source: str | None) -> Select:
@@ -49,11 +57,11 @@ def _chain_select(code: str, c: Criterion, hop: int, source_type, base_url: str,
     options = []
     for target in chain.targets:
         T = resource.alias()
+        inner: ColumnElement
         if hop + 1 < len(c.chain):
             inner = T.c.pk.in_(_chain_select(c.chain[hop + 1].param.code, c, hop + 1, None, base_url, target))
         else:
-            param = tables().search_params[target][c.param.code]
-            inner = _own(target, param, c.modifier, c.values, T, base_url)
+            inner = _own(target, tables().search_params[target][c.param.code], c, T, base_url)
         ids = select(T.c.id).where(T.c.type == target, T.c.deleted == false(), inner)
         options.append(and_(ref.c.target_type == target, ref.c.target_id.in_(ids)))
     stmt = select(ref.c.resource_pk).where(ref.c.name == code, or_(*options))
@@ -61,7 +69,8 @@ def _chain_select(code: str, c: Criterion, hop: int, source_type, base_url: str,
 
 
 # ------------------------------------------------------------------------------- value matching
-def _value_condition(t, param: SearchParam, modifier: str | None, value: str, base_url: str) -> ColumnElement:
+def _value_condition(t, param: SearchParam, modifier: str | None, value: str, base_url: str, where: str) -> ColumnElement:
+    """One value of a criterion on index table t; `where` names the parameter in error messages."""
     kind = param.type
     if kind == "string":
         return _string(t, modifier, unescape(value))
@@ -70,11 +79,11 @@ def _value_condition(t, param: SearchParam, modifier: str | None, value: str, ba
     if kind == "reference":
         return _reference(t, modifier, value, base_url)
     if kind == "date":
-        return _date(t, value)
+        return _date(t, value, where)
     if kind == "number":
-        return _number(t.c.value, t.c.value, value)
+        return _number(t.c.value, t.c.value, value, where)
     if kind == "quantity":
-        return _quantity(t, value)
+        return _quantity(t, value, where)
     return _uri(t, modifier, unescape(value))
 
 
@@ -88,9 +97,13 @@ def _string(t, modifier: str | None, value: str) -> ColumnElement:
     if modifier == "exact":
         return and_(t.c.value == norm, t.c.exact == value)
     if modifier == "contains":
-        escaped = norm.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return t.c.value.like(f"%{escaped}%", escape="\\")
+        return t.c.value.like(f"%{_like_escape(norm)}%", escape="\\")
     return starts_with(t.c.value, norm)
+
+
+def _like_escape(text: str) -> str:
+    """text with LIKE wildcards escaped (escape character backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _token(t, modifier: str | None, value: str) -> ColumnElement:
@@ -101,36 +114,50 @@ def _token(t, modifier: str | None, value: str) -> ColumnElement:
         if len(parts) != 3 or not all(parts):
             raise BadRequest(f"identifier:of-type takes type-system|type-code|value, not '{value}'", expression="identifier:of-type")
         return and_(t.c.type_system == parts[0], t.c.type_code == parts[1], t.c.code == parts[2])
+    return _system_code(t.c.system, t.c.code, parts)
+
+
+def _system_code(system_col, code_col, parts: list[str]) -> ColumnElement:
+    """code, system|code, |code (no system) or system| (any code): https://hl7.org/fhir/R4/search.html#token"""
     if len(parts) == 1:
-        return t.c.code == parts[0]
+        return code_col == parts[0]
     system, code = parts[0], "|".join(parts[1:])
     if system == "":
-        return and_(t.c.system.is_(None), t.c.code == code)
+        return and_(system_col.is_(None), code_col == code)
     if code == "":
-        return t.c.system == system
-    return and_(t.c.system == system, t.c.code == code)
+        return system_col == system
+    return and_(system_col == system, code_col == code)
 
 
 def _reference(t, modifier: str | None, value: str, base_url: str) -> ColumnElement:
+    if modifier == "identifier":  # a token search on Reference.identifier
+        return _system_code(t.c.ident_system, t.c.ident_value, split_bar(value))
     value = unescape(value)
-    if modifier == "identifier":
-        parts = split_bar(value)
-        if len(parts) == 1:
-            return t.c.ident_value == parts[0]
-        return and_(t.c.ident_system == parts[0], t.c.ident_value == parts[1]) if parts[0] else t.c.ident_value == parts[1]
-    if base_url and value.startswith(base_url + "/"):
-        value = value[len(base_url) + 1:]
-    parts = value.split("/")
+    local = value[len(base_url) + 1:] if base_url and value.startswith(base_url + "/") else value
+    parts = local.split("|")[0].split("/")  # a canonical's |version is ignored
     if "_history" in parts:
         parts = parts[:parts.index("_history")]
     type_filter = modifier if modifier in tables().resource_types else None
     if len(parts) == 2 and parts[0] in tables().all_resource_types:
         if type_filter and type_filter != parts[0]:
             return false()
-        return and_(t.c.target_type == parts[0], t.c.target_id == parts[1])
-    if len(parts) == 1 and "|" not in value and ":" not in value:
-        return and_(t.c.target_id == value, t.c.target_type == type_filter) if type_filter else t.c.target_id == value
-    return t.c.url == value.split("|")[0]
+        return _local(t, parts[0], parts[1], base_url)
+    if len(parts) == 1 and "|" not in local and ":" not in local:
+        if type_filter:
+            return _local(t, type_filter, local, base_url)
+        anywhere = t.c.url.like(f"{_like_escape(base_url)}/%/{_like_escape(local)}", escape="\\")
+        return or_(t.c.target_id == local, anywhere) if base_url else t.c.target_id == local
+    return t.c.url == "/".join(parts)
+
+
+def _local(t, rtype: str, rid: str, base_url: str) -> ColumnElement:
+    """A reference to rtype/rid on this server, stored relative or as an absolute URL on our base.
+
+    A relative search value resolves against the server base, so it also matches the absolute
+    form of the same URL and the other way round (https://hl7.org/fhir/R4/search.html#reference).
+    """
+    relative = and_(t.c.target_type == rtype, t.c.target_id == rid)
+    return or_(relative, t.c.url == f"{base_url}/{rtype}/{rid}") if base_url else relative
 
 
 def _search_range(value: str, where: str) -> tuple[str, datetime, datetime]:
@@ -142,8 +169,8 @@ def _search_range(value: str, where: str) -> tuple[str, datetime, datetime]:
     return prefix, low, high
 
 
-def _date(t, value: str) -> ColumnElement:
-    prefix, low, high = _search_range(value, t.name)
+def _date(t, value: str, where: str) -> ColumnElement:
+    prefix, low, high = _search_range(value, where)
     return _range_condition(t.c.low, t.c.high, prefix, low, high, _date_slack)
 
 
@@ -162,10 +189,10 @@ def _range_condition(col_low, col_high, prefix: str, low, high, slack) -> Column
         return col_high > high
     if prefix == "lt":
         return col_low < low
-    if prefix == "ge":
-        return col_high > low
-    if prefix == "le":
-        return col_low < high
+    if prefix == "ge":  # gt, or eq: col_low >= low with col_high > high already satisfies gt
+        return or_(col_high > high, col_low >= low)
+    if prefix == "le":  # lt, or eq: col_high <= high with col_low < low already satisfies lt
+        return or_(col_low < low, col_high <= high)
     if prefix == "sa":
         return col_low >= high
     if prefix == "eb":
@@ -174,9 +201,9 @@ def _range_condition(col_low, col_high, prefix: str, low, high, slack) -> Column
     return and_(col_low < high + delta, col_high > low - delta)
 
 
-def _point_condition(column, value: str) -> ColumnElement:
+def _point_condition(column, value: str, where: str) -> ColumnElement:
     """A date search on a single instant column (_lastUpdated)."""
-    prefix, low, high = _search_range(value, "_lastUpdated")
+    prefix, low, high = _search_range(value, where)
     ops = {"eq": and_(column >= low, column < high), "ne": or_(column < low, column >= high), "gt": column >= high,
            "lt": column < low, "ge": column >= low, "le": column < high, "sa": column >= high, "eb": column < low}
     if prefix == "ap":
@@ -200,26 +227,28 @@ def _number_value(text: str, where: str) -> tuple[float, float, float]:
     return number, number - half, number + half
 
 
-def _number(col_low, col_high, value: str) -> ColumnElement:
+def _number(col_low, col_high, value: str, where: str) -> ColumnElement:
     prefix, text = split_prefix(value)
-    number, low, high = _number_value(text, "number")
+    number, low, high = _number_value(text, where)
+    equal = and_(col_low >= low, col_high < high)  # within the precision of the search value
     if prefix == "eq":
-        return and_(col_low >= low, col_high < high)
+        return equal
     if prefix == "ne":
-        return not_(and_(col_low >= low, col_high < high))
+        return not_(equal)
     if prefix == "ap":
         delta = abs(number) * 0.1
         return and_(col_high >= number - delta, col_low <= number + delta)
+    # ge and le also take what eq takes: "… or the range of the search value fully contains the target"
     ops = {"gt": col_high > number, "sa": col_low > number, "lt": col_low < number, "eb": col_high < number,
-           "ge": col_high >= number, "le": col_low <= number}
+           "ge": or_(col_high > number, equal), "le": or_(col_low < number, equal)}
     return ops[prefix]
 
 
-def _quantity(t, value: str) -> ColumnElement:
+def _quantity(t, value: str, where: str) -> ColumnElement:
     parts = split_bar(value)
     if len(parts) not in (1, 3):
-        raise BadRequest(f"A quantity search takes [prefix]number|system|code, not '{value}'", expression=t.name)
-    cond = _number(t.c.low, t.c.high, parts[0])
+        raise BadRequest(f"A quantity search takes [prefix]number|system|code, not '{value}'", expression=where)
+    cond = _number(t.c.low, t.c.high, parts[0], where)
     if len(parts) == 3:
         system, code = parts[1], parts[2]
         if system:
