@@ -47,7 +47,7 @@ def parse_issues(resource: dict) -> list[Issue]:
     return []
 
 
-def _issue(rtype: str, error: dict) -> Issue:
+def _issue(rtype: str, error: Any) -> Issue:
     code = _ISSUE_CODES.get(error["type"], "value" if error["type"].endswith(("_parsing", "_mismatch", "value_error")) else "structure")
     return Issue("error", code, f"{error['msg']}", expression(rtype, error["loc"]))
 

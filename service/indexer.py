@@ -134,7 +134,7 @@ def _complex_tokens(value: dict, type_: str) -> Iterator[dict]:
 
 def _identifier_tokens(value: dict) -> Iterator[dict]:
     base = {**_NO_TOKEN, "system": value.get("system"), "code": value.get("value")}
-    id_type = value.get("type") if isinstance(value.get("type"), dict) else {}
+    id_type = value["type"] if isinstance(value.get("type"), dict) else {}
     text = id_type.get("text")
     base["text"] = normalize(text)[:MAX_INDEXED_TEXT] if text else None
     codings = [c for c in _as_list(id_type.get("coding")) if isinstance(c, dict)]
@@ -171,7 +171,7 @@ def split_reference(literal: str) -> dict:
 
 def _dates(value: object, type_: str, _system: str | None) -> Iterator[dict]:
     if isinstance(value, str):
-        yield dict(zip(("low", "high"), dates.parse_range(value)))
+        yield dict(zip(("low", "high"), dates.parse_range(value), strict=True))
     elif isinstance(value, dict) and type_ == "Period":
         low = dates.parse_range(value["start"])[0] if "start" in value else dates.MIN
         high = dates.parse_range(value["end"])[1] if "end" in value else dates.MAX

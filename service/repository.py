@@ -66,6 +66,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     """
     columns = list(rows[0])
     driver = conn.connection.driver_connection
+    assert driver is not None
     if conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:

@@ -58,7 +58,7 @@ class _Walk:
     def contained_rules(self, obj: dict, path: str) -> None:
         if "contained" in obj:
             self.error("invariant", "dom-2: a contained resource cannot contain resources", f"{path}.contained")
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        meta = obj["meta"] if isinstance(obj.get("meta"), dict) else {}
         if "versionId" in meta or "lastUpdated" in meta:
             self.error("invariant", "dom-4: a contained resource cannot have meta.versionId or meta.lastUpdated", f"{path}.meta")
         if "security" in meta:
@@ -161,9 +161,9 @@ class _Walk:
             ok = isinstance(value, str) and value.strip() != ""
         if not ok:
             return self.error("value", f"'{value}' is not a valid FHIR {type_}", path)
-        if type_ == "xhtml":
-            self.narrative(value, path)  # type: ignore[arg-type]
-        elif type_ == "id" and not fhir.ID_RE.match(value):  # type: ignore[arg-type]
+        if type_ == "xhtml" and isinstance(value, str):
+            self.narrative(value, path)
+        elif type_ == "id" and isinstance(value, str) and not fhir.ID_RE.match(value):
             self.error("value", f"'{value}' is not a valid id", path)
 
     def narrative(self, div: str, path: str) -> None:

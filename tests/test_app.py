@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from helpers import EXAMPLES, assert_outcome, count_rows, patient, post
 
+from helpers import EXAMPLES, assert_outcome, count_rows, patient, post
 from service import create_app
 from service.config import ConfigError
 from service.tables import metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import FHIR, assert_outcome, count_rows, patient, post
 
 H = {"Content-Type": FHIR}
@@ -89,9 +90,9 @@ def test_required_binding_violations(client):
 
 def test_reference_formats(client):
     bad = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
-    assert_outcome(post(client, "Observation", dict(bad, subject={"reference": "Patient/"})), 400, expression="Observation.subject.reference")
-    assert_outcome(post(client, "Observation", dict(bad, subject={"reference": "patient 1"})), 400, expression="Observation.subject.reference")
-    assert_outcome(post(client, "Observation", dict(bad, subject={"reference": "Spaceship/1"})), 400, expression="Observation.subject.reference")
+    where = "Observation.subject.reference"
+    for literal in ("Patient/", "patient 1", "Spaceship/1"):
+        assert_outcome(post(client, "Observation", dict(bad, subject={"reference": literal})), 400, expression=where)
     wrong_target = dict(bad, subject={"reference": "Medication/1"})
     assert_outcome(post(client, "Observation", wrong_target), 400, expression="Observation.subject.reference")
 

@@ -10,6 +10,7 @@ import json
 
 import pytest
 import requests
+
 from helpers import EXAMPLES, FHIR, assert_outcome, created, example, patient, phq9, post, put
 
 PATCH = "application/json-patch+json"

@@ -12,6 +12,7 @@ import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
 from helpers import FHIR, assert_outcome, patient, phq9, put
 
 BASE = "http://localhost/fhir"

@@ -68,7 +68,7 @@ def _page(conn: Connection, req: SearchRequest, where: list) -> Page:
     if values is not None:
         stmt = stmt.where(keyset([(k[0], k[2]) for k in keys], values, reverse=reverse))
     order = [k[0].desc() if k[2] != reverse else k[0].asc() for k in keys]
-    rows = conn.execute(stmt.order_by(*order).limit(req.count + 1)).all()
+    rows = list(conn.execute(stmt.order_by(*order).limit(req.count + 1)).all())
     more = len(rows) > req.count
     rows = rows[:req.count]
     if reverse:

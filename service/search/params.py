@@ -136,14 +136,13 @@ def _criterion(rtype: str, name: str, raw: str, strict: bool) -> Criterion | Non
         return None
     if dot:
         return _chained(rtype, param, modifier or None, rest, name, raw, strict)
-    modifier = modifier or None
-    _check_modifier(param, modifier, rtype, name)
+    _check_modifier(param, modifier or None, rtype, name)
     values = split_values(raw)
     if not values:
         raise BadRequest(f"Search parameter '{name}' has no value", expression=name)
     if modifier == "missing" and any(v not in ("true", "false") for v in values):
         raise BadRequest(f"':missing' takes true or false, not '{raw}'", expression=name)
-    return Criterion(name, param, modifier, values, resource_type=rtype)
+    return Criterion(name, param, modifier or None, values, resource_type=rtype)
 
 
 def _check_modifier(param: SearchParam, modifier: str | None, rtype: str, name: str) -> None:
