@@ -129,6 +129,8 @@ def _same_content(stored: Stored, resource: dict) -> bool:
     if stored.content is None:
         return False
     old = json.loads(stored.content)
+    if not isinstance(resource.get("meta", {}), dict):
+        return False
     for doc in (old, resource):
         meta = {k: v for k, v in (doc.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
         doc["meta"] = meta or None

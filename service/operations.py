@@ -52,7 +52,10 @@ def _validate_input(rtype: str) -> tuple[dict | None, str]:
             raise BadRequest("The profile parameter of $validate is not supported yet", code="not-supported",
                              expression="Parameters.parameter")
         mode = (params.get("mode") or {}).get("valueCode", "no-action")
-        return (params.get("resource") or {}).get("resource"), mode
+        resource_ = (params.get("resource") or {}).get("resource")
+        if resource_ is not None and not isinstance(resource_, dict):
+            raise BadRequest("The resource parameter must hold a resource", code="structure", expression="Parameters.parameter")
+        return resource_, mode if isinstance(mode, str) else ""
     return body, request.args.get("mode", "no-action")
 
 
@@ -91,13 +94,13 @@ def _check(rtype: str, resource_: dict, mode: str, rid: str | None) -> list[Issu
 def everything(pid: str) -> Response:
     """The Patient and every resource in its compartment, paged by _count, filtered by _type and _since."""
     args, base, s = request.args, wire.base_url(), current_app.config["IOP"]
-    count = min(int(args.get("_count", s["PAGE_SIZE"])) if args.get("_count", "1").isdigit() else _bad_count(), s["MAX_PAGE_SIZE"])
+    count = min(wire.int_param("_count", args.get("_count"), default=s["PAGE_SIZE"]) or 1, s["MAX_PAGE_SIZE"])
     types = [t for t in args.get("_type", "").split(",") if t]
     unknown = [t for t in types if t not in tables().resource_types]
     if unknown:
         raise BadRequest(f"Unknown resource type '{unknown[0]}' in _type", expression="_type")
     since = history.parse_since(args.get("_since"))
-    after = int(args["_cursor"]) if args.get("_cursor", "").isdigit() else None
+    after = wire.int_param("_cursor", args.get("_cursor"))
     with get_db().read() as conn:
         patient = repository.current(conn, "Patient", pid)
         if patient is None or patient.deleted:
@@ -122,10 +125,6 @@ def _patient_row(patient: repository.Stored) -> search.Row:
 
 def _selected(patient: repository.Stored, types: list[str], since) -> bool:
     return (not types or "Patient" in types) and (since is None or patient.last_updated >= since)
-
-
-def _bad_count() -> int:
-    raise BadRequest("_count must be a non-negative integer", expression="_count")
 
 
 def _compartment_page(conn: Connection, patient_pk: int, pid: str, types: list[str], since, after: int | None,

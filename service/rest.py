@@ -249,7 +249,7 @@ def instance_history(rtype: str, rid: str) -> Response:
 def vread(rtype: str, rid: str, vid: str) -> Response:
     known_type(rtype)
     valid_id(rid)
-    if not vid.isdigit():
+    if not vid.isdigit() or int(vid) > 2**31 - 1:
         raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
     with get_db().read() as conn:
         stored = repository.version(conn, rtype, rid, int(vid))
@@ -332,20 +332,12 @@ def _url(url: str, params: list[tuple[str, str]]) -> str:
 
 
 def _count(raw: str | None) -> int:
-    if raw is None:
-        return settings()["PAGE_SIZE"]
-    if not raw.isdigit():
-        raise BadRequest(f"_count must be a non-negative integer, not '{raw}'", expression="_count")
-    return max(1, min(int(raw), settings()["MAX_PAGE_SIZE"]))
+    count = wire.int_param("_count", raw, default=settings()["PAGE_SIZE"]) or 1
+    return min(count, settings()["MAX_PAGE_SIZE"])
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise BadRequest(f"Invalid paging parameter {name}", expression=name)
-    return int(raw)
+    return wire.int_param(name, request.args.get(name))
 
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}

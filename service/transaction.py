@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from . import bundles, dates, interactions, repository, search
+from . import bundles, dates, interactions, repository, search, validation
 from .db import Database
 from .definitions import tables
 from .errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, RetryableConflict, informational, outcome
@@ -20,8 +20,6 @@ from .interactions import Result, Unit
 from .repository import Batch
 from .wire import Prefer
 
-BUNDLE_ELEMENTS = {"resourceType", "id", "meta", "implicitRules", "language", "identifier", "type", "timestamp", "total",
-                   "link", "entry", "signature"}
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
             403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 410: "Gone",
@@ -61,7 +59,7 @@ def status_line(status: int) -> str:
 # ------------------------------------------------------------------------------- parsing
 def process(db: Database, body: object, prefer: Prefer, base: str, settings: dict) -> str:
     """Run a batch or transaction Bundle and return the response Bundle as JSON text."""
-    bundle_type, raw_entries = _check_bundle(body, settings["MAX_BUNDLE_ENTRIES"])
+    bundle_type, raw_entries = _check_bundle(body, settings["MAX_BUNDLE_ENTRIES"], settings["MAX_JSON_DEPTH"])
     entries = [_parse_entry(i, e, base) for i, e in enumerate(raw_entries)]
     max_depth = settings["MAX_JSON_DEPTH"]
     if bundle_type == "batch":
@@ -76,22 +74,20 @@ def process(db: Database, body: object, prefer: Prefer, base: str, settings: dic
     return bundles.bundle(kind, [e.response or "{}" for e in entries])
 
 
-def _check_bundle(body: object, max_entries: int) -> tuple[str, list]:
+def _check_bundle(body: object, max_entries: int, max_depth: int) -> tuple[str, list]:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base takes a Bundle of type batch or transaction", code="structure")
     bundle_type = body.get("type")
     if bundle_type not in ("batch", "transaction"):
         hint = " (post messages to [base]/$process-message)" if bundle_type == "message" else ""
         raise BadRequest(f"Bundle.type must be batch or transaction, not '{bundle_type}'{hint}", expression="Bundle.type")
+    issues = validation.validate_envelope(body, max_depth)
+    if issues:
+        raise BadRequest(issues[0].diagnostics, issues=issues)
     entries = body.get("entry", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise BadRequest("Bundle.entry must be an array of objects", expression="Bundle.entry")
     if len(entries) > max_entries:
         raise BadRequest(f"A Bundle may hold at most {max_entries} entries (IOP_MAX_BUNDLE_ENTRIES); it has {len(entries)}",
                          code="too-costly", expression="Bundle.entry")
-    unknown = set(body) - BUNDLE_ELEMENTS
-    if unknown:
-        raise BadRequest(f"Unknown element '{sorted(unknown)[0]}'", code="structure", expression=f"Bundle.{sorted(unknown)[0]}")
     return bundle_type, entries
 
 

@@ -22,14 +22,18 @@ _RELATIVE_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/
 _ABSOLUTE_REF = re.compile(r"^(https?://[^\s]+|urn:oid:[0-2](\.(0|[1-9][0-9]*))+|urn:uuid:[0-9a-fA-F-]{36})$")
 _UNSAFE_XHTML = re.compile(r"<\s*(script|iframe|object|embed|form|base|link|meta)\b|\son\w+\s*=|javascript:", re.I)
 _INT32 = (-2**31, 2**31 - 1)
+# Control characters other than tab, LF and CR: strings SHOULD NOT hold them (datatypes.html#string), and
+# PostgreSQL cannot store NUL at all, so they are refused with a path rather than failing in the database.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class _Walk:
     """State of one validation walk: the issues found and the local references seen."""
 
-    def __init__(self, t: Tables, max_depth: int):
+    def __init__(self, t: Tables, max_depth: int, envelope_only: bool = False):
         self.t = t
         self.max_depth = max_depth
+        self.envelope_only = envelope_only  # skip Bundle.entry.resource (validated entry by entry)
         self.issues: list[Issue] = []
         self.local_refs: set[str] = set()
         self.in_bundle = 0
@@ -126,7 +130,8 @@ class _Walk:
         if el.type in _PRIMITIVES:
             self.primitive(el.type, value, path, owner, key)
         elif el.type == "Resource":
-            self.resource(value, path, depth, contained=key == "contained")
+            if not (self.envelope_only and owner == "Bundle.entry"):
+                self.resource(value, path, depth, contained=key == "contained")
         elif not isinstance(value, dict):
             self.error("structure", f"'{key}' must be a JSON object ({el.type})", path)
         else:
@@ -161,6 +166,8 @@ class _Walk:
             ok = isinstance(value, str) and value.strip() != ""
         if not ok:
             return self.error("value", f"'{value}' is not a valid FHIR {type_}", path)
+        if isinstance(value, str) and _CONTROL.search(value):
+            return self.error("value", f"Control characters are not allowed in a FHIR {type_}", path)
         if type_ == "xhtml" and isinstance(value, str):
             self.narrative(value, path)
         elif type_ == "id" and isinstance(value, str) and not fhir.ID_RE.match(value):
@@ -213,6 +220,13 @@ def _in_binding(coding: dict, members: frozenset[str]) -> bool:
     if system:
         return f"{system}|{coding['code']}" in members
     return any(m.endswith(f"|{coding['code']}") for m in members)
+
+
+def validate_envelope(bundle: dict, max_depth: int = 64) -> list[Issue]:
+    """Base-R4 problems of a Bundle outside its entries' resources (those go through the write path one by one)."""
+    walk = _Walk(tables(), max_depth, envelope_only=True)
+    walk.resource(bundle, "Bundle", 0)
+    return walk.issues
 
 
 def validate(resource: dict, max_depth: int = 64) -> list[Issue]:

@@ -120,6 +120,18 @@ def version_headers(stored: Stored, base_url: str, *, location: bool = False) ->
     return headers
 
 
+MAX_INT64 = 2**63 - 1
+
+
+def int_param(name: str, raw: str | None, *, default: int | None = None) -> int | None:
+    """A non-negative integer query parameter (storage keys fit in 64 bits); 400 otherwise."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > MAX_INT64:
+        raise BadRequest(f"{name} must be a non-negative integer, not '{raw}'", expression=name)
+    return int(raw)
+
+
 def base_url() -> str:
     """The FHIR base URL that fullUrl, Location and links use."""
     configured = current_app.config["IOP"]["BASE_URL"]

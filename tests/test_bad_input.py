@@ -140,3 +140,9 @@ def test_bad_search_values_are_400(client):
     assert_outcome(client.get("/fhir/Patient?birthdate=yesterday"), 400)
     assert_outcome(client.get("/fhir/Patient?_count=-1"), 400, expression="_count")
     assert_outcome(client.get("/fhir/Patient?name:bogus=x"), 400)
+
+
+def test_control_characters_in_strings(client):
+    """NUL and other control characters (but tab, CR and LF) are refused with the element's path."""
+    assert_outcome(post(client, "Patient", patient(name=[{"family": "a\u0000b"}])), 400, "value", "Patient.name[0].family")
+    assert_outcome(post(client, "Patient", patient(name=[{"text": "bell\u0007"}])), 400, "value", "Patient.name[0].text")
