@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from . import bundles, dates, interactions, repository, search, validation
+from . import bundles, dates, interactions, references, repository, search, validation
 from .db import Database
 from .definitions import tables
 from .errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, RetryableConflict, informational, outcome
@@ -236,22 +236,14 @@ def _rewrite_entry(unit: Unit, e: Entry, entries: list[Entry], mapping: dict[str
     def resolve(reference: str) -> str | None:
         if reference in mapping:
             return mapping[reference]
-        absolute = _absolute(reference, e.full_url)
+        absolute = references.absolute(reference, e.full_url)
         if absolute and absolute in mapping:
             return mapping[absolute]
         if _is_conditional(reference):
             return conditional.get(reference) or _conditional_reference(unit, reference)
         return None
 
-    e.resource = rewrite(e.source, resolve)
-
-
-def _absolute(reference: str, full_url: str | None) -> str | None:
-    """A relative Type/id resolved against the base of an absolute fullUrl (bundle.html#references)."""
-    if not full_url or not full_url.startswith(("http://", "https://")) or reference.startswith(("http", "urn:", "#")):
-        return None
-    base = full_url.rsplit("/", 2)[0]
-    return f"{base}/{reference}"
+    e.resource = references.rewrite(e.source, resolve)
 
 
 def _is_conditional(reference: str) -> bool:
@@ -265,44 +257,6 @@ def _conditional_reference(unit: Unit, reference: str) -> str:
         raise PreconditionFailed(f"Conditional reference '{reference}' matches {len(matches) if len(matches) < 2 else 'more than one'} "
                                  f"{rtype}; it must match exactly one", code="not-found" if not matches else "multiple-matches")
     return f"{rtype}/{matches[0].id}"
-
-
-def rewrite(resource: dict, resolve) -> dict:
-    """A copy of `resource` with references (and uri/canonical values, and narrative links) resolved."""
-    return _rewrite_value(resource, resource["resourceType"], resolve)
-
-
-def _rewrite_value(value, type_name: str, resolve):
-    if isinstance(value, list):
-        return [_rewrite_value(v, type_name, resolve) for v in value]
-    if isinstance(value, str):
-        if type_name in ("uri", "url", "canonical", "Reference.reference"):
-            return resolve(value) or value
-        return value
-    if not isinstance(value, dict):
-        return value
-    if type_name == "Resource":
-        type_name = value.get("resourceType", "Resource")
-    model = tables().types.get(type_name, {})
-    out = {}
-    for key, item in value.items():
-        el = model.get(key)
-        if type_name == "Reference" and key == "reference":
-            out[key] = _rewrite_value(item, "Reference.reference", resolve)
-        elif type_name == "Narrative" and key == "div" and isinstance(item, str):
-            out[key] = _rewrite_narrative(item, resolve)
-        else:
-            out[key] = _rewrite_value(item, el.type, resolve) if el else item
-    return out
-
-
-def _rewrite_narrative(div: str, resolve) -> str:
-    import re
-
-    def sub(m: re.Match) -> str:
-        target = resolve(m.group(2))
-        return f'{m.group(1)}"{target}"' if target else m.group(0)
-    return re.sub(r'((?:href|src)=)"(urn:uuid:[0-9a-fA-F-]{36})"', sub, div)
 
 
 def _execute(unit: Unit, e: Entry, prefer: Prefer, base: str, settings: dict) -> None:
@@ -431,7 +385,7 @@ def _batch_execute(unit: Unit, e: Entry, prefer: Prefer, base: str, settings: di
     elif e.method == "PUT":
         _resolve_target(unit, e)
     if e.source is not None and e.method in ("POST", "PUT"):
-        e.resource = rewrite(e.source, lambda ref: _conditional_reference(unit, ref) if _is_conditional(ref) else None)
+        e.resource = references.rewrite(e.source, lambda ref: _conditional_reference(unit, ref) if _is_conditional(ref) else None)
     _execute(unit, e, prefer, base, settings)
 
 
