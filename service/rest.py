@@ -25,6 +25,15 @@ def _before() -> None:
     auth.check(request)
 
 
+@bp.after_request
+def _after(response: Response) -> Response:
+    """Echo a client's X-Request-Id so that both sides can correlate logs."""
+    request_id = request.headers.get("X-Request-Id", "")
+    if wire.REQUEST_ID.fullmatch(request_id):
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
 def settings() -> dict:
     return current_app.config["IOP"]
 

@@ -121,6 +121,7 @@ def version_headers(stored: Stored, base_url: str, *, location: bool = False) ->
 
 
 MAX_INT64 = 2**63 - 1
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def int_param(name: str, raw: str | None, *, default: int | None = None) -> int | None:

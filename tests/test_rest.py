@@ -338,3 +338,8 @@ def test_create_with_criteria_in_the_url_is_a_conditional_create(client):
     assert first.get_json()["id"] == second.get_json()["id"]
     both = post(client, "Patient?identifier=URL-1", patient(), **{"If-None-Exist": "identifier=URL-2"})
     assert_outcome(both, 400)
+
+
+def test_request_id_is_echoed(client):
+    assert client.get("/fhir/metadata", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    assert "X-Request-Id" not in client.get("/fhir/metadata", headers={"X-Request-Id": "bad id <script>"}).headers
