@@ -7,6 +7,7 @@ the repository where concurrent writers could otherwise both win.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,29 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+KEY_BLOCK = 100  # resource keys drawn from the sequence per round trip
 MIGRATION_LOCK = 7_243_001  # pg_advisory lock key: one migrator at a time across gunicorn workers
+
+
+class KeyBlock:
+    """Primary keys for new resources, drawn from the PostgreSQL sequence a block at a time.
+
+    With the key known up front, a new resource row is queued with its version and index rows and
+    the whole write goes out in one round trip (repository.Batch). Unused keys leave gaps; keys only
+    order rows and are never shown.
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[int] = []
+        self._lock = threading.Lock()
+
+    def next(self, conn: Connection) -> int:
+        with self._lock:
+            if not self._keys:
+                drawn = conn.exec_driver_sql(
+                    f"SELECT nextval(pg_get_serial_sequence('resource', 'pk')) FROM generate_series(1, {KEY_BLOCK})").scalars()
+                self._keys = sorted(drawn, reverse=True)
+            return self._keys.pop()
 
 
 class Database:
@@ -28,11 +51,18 @@ class Database:
         self.url = make_url(_with_driver(url))
         self.dialect = self.url.get_backend_name()
         self.engine = _sqlite_engine(self.url) if self.dialect == "sqlite" else _postgres_engine(self.url, pool_size)
+        self.keys = KeyBlock() if self.dialect == "postgresql" else None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reading (a deferred transaction, rolled back at the end)."""
+        """A connection for reading.
+
+        On PostgreSQL it runs in autocommit: under READ COMMITTED every statement has its own snapshot
+        anyway, so a read transaction would only add a BEGIN and a ROLLBACK round trip per request.
+        """
         with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @contextlib.contextmanager

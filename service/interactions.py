@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from . import dates, repository, search, validation
-from .db import Database
+from .db import Database, KeyBlock
 from .errors import BadRequest, Gone, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
 from .repository import Batch, Stored
 
@@ -48,10 +48,20 @@ class Unit:
     max_depth: int = 64
     changes: list[Change] = field(default_factory=list)
     batch: Batch = field(default_factory=Batch)
+    keys: KeyBlock | None = None
 
     def flush(self) -> None:
-        """Write queued version and index rows (before any search in the unit, and before commit)."""
+        """Write queued rows (before any read or search in the unit, and before commit)."""
         self.batch.flush(self.conn)
+
+    def current(self, rtype: str, rid: str, *, lock: bool = False) -> Stored | None:
+        """The current version of Type/id as this unit sees it (its own queued writes included)."""
+        self.flush()
+        return repository.current(self.conn, rtype, rid, lock=lock)
+
+    def new_key(self) -> int | None:
+        """A storage key for a new resource when the database hands them out ahead (PostgreSQL)."""
+        return self.keys.next(self.conn) if self.keys else None
 
     def find(self, rtype: str, query: str) -> list[search.Row]:
         """Conditional-write lookup that sees this unit's own writes."""
@@ -77,7 +87,7 @@ def precommit(unit: Unit) -> None:
 def unit_of_work(db: Database, *, base_url: str = "", max_depth: int = 64) -> Iterator[Unit]:
     """One write transaction: yields a Unit, runs the pre-commit stages, commits (or rolls back)."""
     with db.write() as conn:
-        unit = Unit(conn, dates.utcnow(), base_url, max_depth)
+        unit = Unit(conn, dates.utcnow(), base_url, max_depth, keys=db.keys)
         yield unit
         precommit(unit)
 
@@ -147,12 +157,12 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
         if len(matches) > 1:
             raise PreconditionFailed(f"If-None-Exist criteria '{if_none_exist}' match more than one {rtype}", code="multiple-matches")
         if matches:
-            existing = repository.current(unit.conn, rtype, matches[0].id)
+            existing = unit.current(rtype, matches[0].id)
             assert existing is not None
             return Result(existing, 200)
     rid = rid or new_id()
     content, final = prepare(unit, resource, rid, 1)
-    stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST")
+    stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST", unit.new_key())
     unit.changes.append(Change("create", stored, None))
     return Result(stored, 201, created=True)
 
@@ -161,11 +171,11 @@ def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | 
     """Update Type/id (creating it when absent: update-as-create); If-Match guards against lost updates."""
     if resource.get("id") != rid:
         raise BadRequest(f"The resource id '{resource.get('id')}' must equal the id in the URL '{rid}'", expression=f"{rtype}.id")
-    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    prior = unit.current(rtype, rid, lock=True)
     _check_if_match(prior, if_match, rtype, rid)
     if prior is None:
         content, final = prepare(unit, resource, rid, 1)
-        stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT")
+        stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT", unit.new_key())
         unit.changes.append(Change("create", stored, None))
         return Result(stored, 201, created=True)
     if not prior.deleted and _same_content(prior, dict(resource, id=rid)):
@@ -194,7 +204,7 @@ def conditional_update(unit: Unit, rtype: str, query: str, resource: dict, *, if
 
 def patch(unit: Unit, rtype: str, rid: str, operations: object, *, if_match: str | None = None) -> Result:
     """Apply a JSON Patch (RFC 6902) to the current version and store the result as a new version."""
-    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    prior = unit.current(rtype, rid, lock=True)
     if prior is None:
         raise NotFound(f"{rtype}/{rid} is not known")
     if prior.deleted:
@@ -223,7 +233,7 @@ def apply_patch(document: dict, operations: object) -> dict:
 
 def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
     """Delete Type/id (a new, deleted version); None when it was already deleted."""
-    prior = repository.current(unit.conn, rtype, rid, lock=True)
+    prior = unit.current(rtype, rid, lock=True)
     if prior is None:
         raise NotFound(f"{rtype}/{rid} is not known")
     if prior.deleted:

@@ -1,13 +1,16 @@
 """Storage of resource versions and their search index rows; no business rules.
 
-Writes go through a `Batch`: the resource row is inserted at once (its key is needed), while version
-and index rows are queued and written in bulk by `flush()` (before any search in the same
-transaction, and before commit). See architecture: one write path, one transaction per request.
+Writes go through a `Batch`: version and index rows (and on PostgreSQL the new resource rows too, with
+keys drawn ahead from the sequence) are queued and written in bulk by `flush()`, before any read or
+search in the same transaction and before commit. On PostgreSQL a flush is one pipelined round trip
+(the transaction's BEGIN included); a write's cost is dominated by round trips, not by SQL.
+See architecture: one write path, one transaction per request.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,41 +43,60 @@ class Stored:
 class Batch:
     """Rows queued for bulk insert within one transaction."""
 
+    resources: list[dict] = field(default_factory=list)
     versions: list[dict] = field(default_factory=list)
     index: dict[str, list[dict]] = field(default_factory=dict)
 
-    def drop_index_rows(self, pk: int) -> None:
-        for kind, rows in self.index.items():
-            self.index[kind] = [r for r in rows if r["resource_pk"] != pk]
-
     def flush(self, conn: Connection) -> None:
-        """Write queued rows in bulk: one COPY (PostgreSQL) or executemany (SQLite) per table."""
-        if self.versions:
-            bulk_insert(conn, resource_version, self.versions)
-            self.versions = []
-        for kind, rows in self.index.items():
-            if rows:
-                bulk_insert(conn, INDEX_TABLES[kind], rows)
-        self.index = {}
+        """Write every queued row: one pipelined round trip (PostgreSQL) or executemany per table (SQLite)."""
+        queued = [(resource, self.resources), (resource_version, self.versions)]
+        queued += [(INDEX_TABLES[kind], rows) for kind, rows in self.index.items()]
+        queued = [(table, rows) for table, rows in queued if rows]
+        self.resources, self.versions, self.index = [], [], {}
+        if not queued:
+            return
+        if conn.dialect.name == "postgresql":
+            _flush_pipelined(conn, queued)
+        else:
+            for table, rows in queued:
+                _sqlite_insert(conn, table, rows)
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
-    """Insert rows (dicts with the same keys) with the driver's bulk path, in the unit's transaction.
+MAX_BIND_PARAMS = 30_000  # per statement: below PostgreSQL's limit of 65,535
 
-    The hot path of every write: SQLAlchemy's per-row parameter processing cost more CPU than
-    the rest of a create, so rows go to the driver directly.
-    """
+
+def _flush_pipelined(conn: Connection, queued: list[tuple[Table, list[dict]]]) -> None:
+    """Multi-row INSERTs through the driver in one psycopg pipeline (http://psycopg.org/psycopg3/docs/advanced/pipeline.html)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.pipeline(), driver.cursor() as cur:
+            for table, rows in queued:
+                columns = list(rows[0])
+                step = MAX_BIND_PARAMS // len(columns)
+                for start in range(0, len(rows), step):
+                    chunk = rows[start:start + step]
+                    cur.execute(_values_sql(table.name, tuple(columns), len(chunk)), [row[c] for row in chunk for c in columns])
+    except Exception as err:
+        if getattr(err, "sqlstate", None) == "23505":  # unique_violation: a concurrent writer took the id
+            raise RetryableConflict(str(err)) from err
+        raise
+
+
+@lru_cache(maxsize=1024)
+def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
+
+
+def _sqlite_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    # The driver's executemany: SQLAlchemy's per-row parameter processing cost more than the rest of a create.
     columns = list(rows[0])
     driver = conn.connection.driver_connection
     assert driver is not None
-    if conn.dialect.name == "postgresql":
-        with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-    else:
-        marks = ", ".join("?" * len(columns))
-        driver.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})",
-                           [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
+    marks = ", ".join("?" * len(columns))
+    driver.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})",
+                       [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
 
 
 def _sqlite_value(value: object) -> object:
@@ -122,17 +144,20 @@ def version(conn: Connection, rtype: str, rid: str, vid: int) -> Stored | None:
 
 
 def insert_new(conn: Connection, batch: Batch, rtype: str, rid: str, content: str, parsed: dict,
-               now: datetime, method: str) -> Stored:
-    """Store version 1 of a new resource.
+               now: datetime, method: str, pk: int | None = None) -> Stored:
+    """Store version 1 of a new resource: queued under `pk` when the key was drawn ahead, else inserted now.
 
-    If a concurrent writer took the same id (update-as-create), the unique key fails: the whole
-    unit of work is then rolled back and retried, and the retry finds the resource and updates it.
+    If a concurrent writer took the same id (update-as-create), the unique key fails (here or at flush):
+    the whole unit of work is then rolled back and retried, and the retry updates the resource instead.
     """
     values = {"type": rtype, "id": rid, "version": 1, "last_updated": now, "deleted": False, "content": content}
-    try:
-        pk = conn.execute(_INSERT, values).scalar_one()
-    except IntegrityError as err:
-        raise RetryableConflict(f"{rtype}/{rid} was created concurrently") from err
+    if pk is not None:
+        batch.resources.append({"pk": pk, **values})
+    else:
+        try:
+            pk = conn.execute(_INSERT, values).scalar_one()
+        except IntegrityError as err:
+            raise RetryableConflict(f"{rtype}/{rid} was created concurrently") from err
     stored = Stored(pk, rtype, rid, 1, now, False, content, method)
     _queue(batch, stored, parsed, method)
     return stored
@@ -165,7 +190,7 @@ def _update_row(conn: Connection, stored: Stored, expected_version: int) -> None
 
 
 def _clear_index(conn: Connection, batch: Batch, prior: Stored) -> None:
-    batch.drop_index_rows(prior.pk)
+    # `prior` was read through a flushed unit (Unit.current), so none of its rows are still queued.
     if prior.deleted:
         return
     for kind in kinds_of(prior.type):

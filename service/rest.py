@@ -196,7 +196,7 @@ def read(rtype: str, rid: str) -> Response:
 
 
 def _serve_version(stored: repository.Stored) -> Response:
-    headers = wire.version_headers(stored, wire.base_url())
+    headers = wire.version_headers(stored, "")  # no Location on a read, so no base URL to work out
     inm = request.headers.get("If-None-Match")
     if inm and interactions.parse_etag(inm) == str(stored.version):
         return wire.respond(None, 304, headers)

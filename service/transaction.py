@@ -278,7 +278,7 @@ def _write_entry(unit: Unit, e: Entry) -> Result | None:
     assert e.resource is not None
     if e.method == "POST":
         if e.matched:
-            existing = repository.current(unit.conn, e.rtype, e.target_id or "")
+            existing = unit.current(e.rtype, e.target_id or "")
             assert existing is not None
             return Result(existing, 200)
         return interactions.create(unit, e.resource, rid=e.target_id)

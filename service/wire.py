@@ -33,13 +33,16 @@ class Prefer:
 
 def negotiate(req: Request) -> str:
     """The response media type for this request; 406 when the client accepts no JSON form."""
+    accept = req.headers.get("Accept")
+    if not req.query_string and (not accept or accept in (FHIR_JSON, "*/*")):
+        return FHIR_JSON  # the common case, without parsing the header
     fmt = req.args.get("_format")
     if fmt is not None:
         chosen = _FORMAT_ALIASES.get(fmt.split(";")[0].strip().lower())
         if chosen is None:
             raise NotAcceptable(f"_format '{fmt}' is not supported; this server speaks JSON (application/fhir+json)")
         return chosen
-    if not req.headers.get("Accept"):
+    if not accept:
         return FHIR_JSON
     best = req.accept_mimetypes.best_match([FHIR_JSON, "application/json", "application/json+fhir"])
     if best is None:

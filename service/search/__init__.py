@@ -48,14 +48,20 @@ def run(conn: Connection, req: SearchRequest, base_url: str, max_includes: int) 
     """Execute a search request and return the requested page."""
     R = resource
     where = [R.c.type == req.type, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in req.criteria]
-    total = conn.execute(select(func.count()).select_from(R).where(*where)).scalar_one() if req.total != "none" else None
     if req.count == 0 or req.summary == "count":
-        return Page([], total=total)
+        return Page([], total=_count(conn, where) if req.total != "none" else None)
     page = _page(conn, req, where)
-    page.total = total
+    if req.total != "none":
+        # A first page without a next page holds every match: its length is the total, no COUNT needed.
+        complete = req.cursor is None and page.next_cursor is None
+        page.total = len(page.matches) if complete else _count(conn, where)
     if req.includes or req.revincludes:
         page.included, page.warnings = _included(conn, req, page.matches, max_includes)
     return page
+
+
+def _count(conn: Connection, where: list) -> int:
+    return conn.execute(select(func.count()).select_from(resource).where(*where)).scalar_one()
 
 
 def _page(conn: Connection, req: SearchRequest, where: list) -> Page:
