@@ -28,7 +28,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed $(PEERS)/.installed
 	FHIR_PEERS_DIR=$(PEERS) $(PY) -m pytest $(PYTEST_ARGS)
 
+# The benchmark (PostgreSQL at 127.0.0.1:5432). wrk is the load generator when it can be installed;
+# otherwise bench/run.py falls back to Python client processes.
 bench: $(VENV)/.installed $(PEERS)/.installed
+	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null) || true
 	FHIR_PEERS_DIR=$(PEERS) $(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
