@@ -97,10 +97,6 @@ class PreconditionFailed(FhirError):
     status, code = 412, "conflict"
 
 
-class PayloadTooLarge(FhirError):
-    status, code = 413, "too-costly"
-
-
 class UnsupportedMediaType(FhirError):
     status, code = 415, "not-supported"
 

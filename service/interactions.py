@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import dates, repository, search, validation
 from .db import Database, KeyBlock
-from .errors import BadRequest, Gone, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
+from .errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
 from .repository import Batch, Stored
 
 T = TypeVar("T")
@@ -74,8 +74,7 @@ class Result:
     """The outcome of one write interaction."""
 
     stored: Stored
-    status: int  # 201 created, 200 updated or matched, 204 nothing to delete
-    created: bool = False
+    status: int  # 201 created, 200 updated or matched, 204 deleted
 
 
 def precommit(unit: Unit) -> None:
@@ -98,12 +97,14 @@ def run(db: Database, work: Callable[[Unit], T], *, base_url: str = "", max_dept
         try:
             with unit_of_work(db, base_url=base_url, max_depth=max_depth) as unit:
                 return work(unit)
-        except RetryableConflict:
+        except RetryableConflict as err:
             if attempt == MAX_ATTEMPTS - 1:
-                raise
+                raise Conflict(f"Concurrent writers kept changing the same data; retry the request ({err})") from err
         except DBAPIError as err:
-            if not _is_serialization_failure(err) or attempt == MAX_ATTEMPTS - 1:
+            if not _is_serialization_failure(err):
                 raise
+            if attempt == MAX_ATTEMPTS - 1:
+                raise Conflict("Concurrent writers kept changing the same data; retry the request") from err
     raise AssertionError("unreachable")
 
 
@@ -164,7 +165,7 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
     content, final = prepare(unit, resource, rid, 1)
     stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST", unit.new_key())
     unit.changes.append(Change("create", stored, None))
-    return Result(stored, 201, created=True)
+    return Result(stored, 201)
 
 
 def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | None = None) -> Result:
@@ -177,13 +178,13 @@ def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | 
         content, final = prepare(unit, resource, rid, 1)
         stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT", unit.new_key())
         unit.changes.append(Change("create", stored, None))
-        return Result(stored, 201, created=True)
+        return Result(stored, 201)
     if not prior.deleted and _same_content(prior, dict(resource, id=rid)):
         return Result(prior, 200)  # a no-op update makes no new version (an idempotent resend)
     content, final = prepare(unit, resource, rid, prior.version + 1)
     stored = repository.replace(unit.conn, unit.batch, prior, content, final, unit.now, "PUT")
     unit.changes.append(Change("create" if prior.deleted else "update", stored, prior))
-    return Result(stored, 201 if prior.deleted else 200, created=prior.deleted)
+    return Result(stored, 201 if prior.deleted else 200)
 
 
 def conditional_update(unit: Unit, rtype: str, query: str, resource: dict, *, if_match: str | None = None) -> Result:

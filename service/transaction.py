@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from . import bundles, dates, interactions, references, repository, search, validation
@@ -45,7 +45,6 @@ class Entry:
     target_id: str | None = None  # the id a POST/PUT will store under, once resolved
     matched: bool = False  # a conditional create that found an existing resource
     response: str | None = None  # the response entry as JSON text
-    extra: dict = field(default_factory=dict)
 
     @property
     def where(self) -> str:

@@ -343,3 +343,23 @@ def test_create_with_criteria_in_the_url_is_a_conditional_create(client):
 def test_request_id_is_echoed(client):
     assert client.get("/fhir/metadata", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
     assert "X-Request-Id" not in client.get("/fhir/metadata", headers={"X-Request-Id": "bad id <script>"}).headers
+
+
+def test_a_write_that_keeps_losing_races_is_409_not_500(app):
+    """When concurrent writers win every retry, the client gets 409 Conflict and nothing is stored."""
+    import pytest
+
+    from service import interactions
+    from service.errors import Conflict, RetryableConflict
+
+    attempts = []
+
+    def always_loses(unit):
+        attempts.append(1)
+        interactions.create(unit, patient())
+        raise RetryableConflict("simulated race")
+
+    with pytest.raises(Conflict) as caught:
+        interactions.run(app.extensions["iop.db"], always_loses)
+    assert caught.value.status == 409 and len(attempts) == interactions.MAX_ATTEMPTS
+    assert count_rows(app) == 0

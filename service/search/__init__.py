@@ -13,7 +13,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, false, func, select
 
-from ..definitions import tables
 from ..errors import BadRequest, Issue, PreconditionFailed
 from ..tables import resource, sp_reference
 from .params import Include, SearchRequest, parse
@@ -220,7 +219,3 @@ def find(conn: Connection, rtype: str, query: str, base_url: str = "") -> list[R
     where = [R.c.type == rtype, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in req.criteria]
     rows = conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content).where(*where).order_by(R.c.pk).limit(2)).all()
     return [Row(*r) for r in rows]
-
-
-def known_type(rtype: str) -> bool:
-    return rtype in tables().resource_types

@@ -21,7 +21,6 @@ MODIFIERS = {
     "date": {"missing"}, "number": {"missing"}, "quantity": {"missing"},
     "uri": {"below", "above", "missing"},
 }
-PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _PREFIX_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[-\d])")
 
 

@@ -24,7 +24,7 @@ TOP = "\U0010ffff"  # sorts after every other string (byte order on PostgreSQL "
 def criterion_condition(c: Criterion, R, base_url: str) -> ColumnElement:
     """The condition on resource alias R that one criterion (values OR'd) imposes."""
     if c.chain:
-        return R.c.pk.in_(_chain_select(c.chain[0].param.code, c, 0, R.c.type, base_url, source=None))
+        return R.c.pk.in_(_chain_select(c.chain[0].param.code, c, 0, base_url, source=None))
     return _own(c.resource_type, c.param, c, R, base_url)
 
 
@@ -50,7 +50,7 @@ def _column(column: str, c: Criterion, R) -> ColumnElement:
     return or_(*[_point_condition(R.c.last_updated, v, c.name) for v in c.values])
 
 
-def _chain_select(code: str, c: Criterion, hop: int, source_type, base_url: str, source: str | None) -> Select:
+def _chain_select(code: str, c: Criterion, hop: int, base_url: str, source: str | None) -> Select:
     """resource_pks of sources whose reference `code` points at a target matching the rest of the chain."""
     chain = c.chain[hop]
     ref = sp_reference.alias()
@@ -59,7 +59,7 @@ def _chain_select(code: str, c: Criterion, hop: int, source_type, base_url: str,
         T = resource.alias()
         inner: ColumnElement
         if hop + 1 < len(c.chain):
-            inner = T.c.pk.in_(_chain_select(c.chain[hop + 1].param.code, c, hop + 1, None, base_url, target))
+            inner = T.c.pk.in_(_chain_select(c.chain[hop + 1].param.code, c, hop + 1, base_url, target))
         else:
             inner = _own(target, tables().search_params[target][c.param.code], c, T, base_url)
         ids = select(T.c.id).where(T.c.type == target, T.c.deleted == false(), inner)
