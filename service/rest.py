@@ -60,14 +60,14 @@ def conditional_query() -> str:
 
 
 # ------------------------------------------------------------------------------- responses
-def written(result: Result | None, status: int | None = None) -> Response:
+def written(result: Result | None) -> Response:
     """The response to a create/update/patch/delete, honouring Prefer: return."""
     pref = wire.prefer(request)
     if result is None:
         return wire.respond(_outcome_text("Nothing to delete"), 200) if pref.return_ == "OperationOutcome" else wire.respond(None, 204)
     stored, base = result.stored, wire.base_url()
     headers = wire.version_headers(stored, base, location=result.status in (200, 201) and not stored.deleted)
-    status = status or result.status
+    status = result.status
     if stored.deleted and pref.return_ == "OperationOutcome":
         return wire.respond(_outcome_text("Deleted"), 200, headers)
     if stored.deleted:
@@ -117,8 +117,8 @@ def operation_or_create(name: str) -> Response:
 # ------------------------------------------------------------------------------- type level
 def create(rtype: str) -> Response:
     known_type(rtype)
-    body = wire.resource_body(request, rtype)
-    return written(write(lambda unit: interactions.create(unit, body, if_none_exist=_create_condition())))
+    body, condition = wire.resource_body(request, rtype), _create_condition()
+    return written(write(lambda unit: interactions.create(unit, body, if_none_exist=condition)))
 
 
 def _create_condition() -> str | None:
