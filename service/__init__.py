@@ -11,13 +11,14 @@ __version__ = "0.1.0"
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app; `overrides` replace IOP_* settings (tests pass them)."""
-    from . import cli, config, db, errors, rest
+    from . import cli, config, db, errors, guide, rest
 
     app = Flask(__name__, instance_relative_config=False)
     settings = config.load(app, overrides)
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    db.init_app(app)
+    database = db.init_app(app)
+    guide.init_app(app, database)
     app.register_blueprint(rest.bp)
     errors.init_app(app)
     cli.init_app(app)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from . import __version__, dates
+from . import __version__, conformance, dates
 from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
@@ -79,9 +79,14 @@ def _resource(rtype: str) -> dict:
         "searchRevInclude": _revincludes(rtype),
         "searchParam": [{"name": code, "definition": p.url, "type": p.type} for code, p in sorted(params.items())],
     }
+    profiles = conformance.registry().by_type().get(rtype)
+    if profiles:
+        entry["supportedProfile"] = sorted(profiles)
     operations = [{"name": "validate", "definition": OPERATIONS["validate"]}]
     if rtype == "Patient":
         operations.append({"name": "everything", "definition": OPERATIONS["everything"]})
+    if rtype == "ValueSet":
+        operations.append({"name": "expand", "definition": OPERATIONS["expand"]})
     entry["operation"] = operations
     return entry
 

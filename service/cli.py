@@ -47,13 +47,13 @@ def load_file(file: Path) -> str:
     """Load one example file through the normal write path; returns a one-line summary."""
     body = json.loads(file.read_text())
     settings = current_app.config["IOP"]
-    base = settings["BASE_URL"] or "http://localhost/fhir"
+    options = interactions.Options(settings["BASE_URL"] or "http://localhost/fhir", settings["MAX_JSON_DEPTH"],
+                                   current_app.extensions["iop.required_profiles"])
     try:
         if body.get("resourceType") == "Bundle" and body.get("type") in ("batch", "transaction"):
-            response = json.loads(transaction.process(get_db(), body, Prefer("minimal"), base, settings))
+            response = json.loads(transaction.process(get_db(), body, Prefer("minimal"), options, settings))
             return ", ".join(e["response"]["status"] for e in response.get("entry", []))
-        result = interactions.run(get_db(), lambda unit: interactions.update(unit, body["resourceType"], body["id"], body),
-                                  base_url=base)
+        result = interactions.run(get_db(), lambda unit: interactions.update(unit, body["resourceType"], body["id"], body), options)
         return f"{result.status} {body['resourceType']}/{body['id']} version {result.stored.version}"
     except FhirError as err:
         raise click.ClickException(f"{file.name}: {err.issues[0].diagnostics} at {err.issues[0].expression}") from None

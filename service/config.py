@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_MIGRATE": True,
     "LOG_LEVEL": "INFO",
     "DB_POOL_SIZE": 5,
+    "REQUIRED_PROFILES": "",
 }
 # Settings that only tools read (the test suite's database); allowed in the environment, unused here.
 TOOL_SETTINGS = {"TEST_DATABASE_URL"}
@@ -46,6 +47,7 @@ class ConfigSchema(Schema):
     AUTO_MIGRATE = fields.Boolean()
     LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     DB_POOL_SIZE = fields.Integer(validate=validate.Range(min=1, max=100))
+    REQUIRED_PROFILES = fields.String(validate=validate.Regexp(r"^([A-Za-z]+=[^,=]+)?(,[A-Za-z]+=[^,=]+)*$"))
 
 
 class ConfigError(RuntimeError):

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -20,9 +20,9 @@ import jsonpatch
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from . import dates, repository, search, validation
+from . import conformance, dates, repository, search, validation
 from .db import Database, KeyBlock
-from .errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
+from .errors import BadRequest, Conflict, Gone, Issue, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
 from .repository import Batch, Stored
 
 T = TypeVar("T")
@@ -38,14 +38,26 @@ class Change:
     previous: Stored | None
 
 
+@dataclass(frozen=True)
+class Options:
+    """How the write path behaves for a request (from the app's settings)."""
+
+    base_url: str = ""
+    max_depth: int = 64
+    required_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type -> profile URLs of ours
+    manage_conformance: bool = False  # only the start-up loader writes our own profiles and value sets
+
+
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+
+
 @dataclass
 class Unit:
     """One database transaction and the changes made in it."""
 
     conn: Connection
     now: datetime
-    base_url: str = ""
-    max_depth: int = 64
+    options: Options = field(default_factory=Options)
     changes: list[Change] = field(default_factory=list)
     batch: Batch = field(default_factory=Batch)
     keys: KeyBlock | None = None
@@ -66,7 +78,7 @@ class Unit:
     def find(self, rtype: str, query: str) -> list[search.Row]:
         """Conditional-write lookup that sees this unit's own writes."""
         self.flush()
-        return search.find(self.conn, rtype, query, self.base_url)
+        return search.find(self.conn, rtype, query, self.options.base_url)
 
 
 @dataclass(frozen=True)
@@ -83,19 +95,19 @@ def precommit(unit: Unit) -> None:
 
 
 @contextlib.contextmanager
-def unit_of_work(db: Database, *, base_url: str = "", max_depth: int = 64) -> Iterator[Unit]:
+def unit_of_work(db: Database, options: Options | None = None) -> Iterator[Unit]:
     """One write transaction: yields a Unit, runs the pre-commit stages, commits (or rolls back)."""
     with db.write() as conn:
-        unit = Unit(conn, dates.utcnow(), base_url, max_depth, keys=db.keys)
+        unit = Unit(conn, dates.utcnow(), options or Options(), keys=db.keys)
         yield unit
         precommit(unit)
 
 
-def run(db: Database, work: Callable[[Unit], T], *, base_url: str = "", max_depth: int = 64) -> T:
+def run(db: Database, work: Callable[[Unit], T], options: Options | None = None) -> T:
     """Run `work` in a unit of work, retrying when a concurrent writer won a race."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            with unit_of_work(db, base_url=base_url, max_depth=max_depth) as unit:
+            with unit_of_work(db, options) as unit:
                 return work(unit)
         except RetryableConflict as err:
             if attempt == MAX_ATTEMPTS - 1:
@@ -124,10 +136,35 @@ def prepare(unit: Unit, resource: dict, rid: str, version: int) -> tuple[str, di
         meta = given  # not an object: validation reports it
     final = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
     final.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-    issues = validation.validate(final, unit.max_depth)
+    issues = validation.validate(final, unit.options.max_depth)
     if issues:
         raise BadRequest(issues[0].diagnostics, issues=issues)
+    _check_managed(unit, final)
+    errors = [i for i in profile_issues(final, unit.options.required_profiles) if i.severity in ("error", "fatal")]
+    if errors:  # a profile or program rule: 422 (http.html#create)
+        raise Unprocessable(errors[0].diagnostics, issues=errors)
     return json.dumps(final, ensure_ascii=False, separators=(",", ":")), final
+
+
+def profile_issues(resource: dict, required: Mapping[str, tuple[str, ...]]) -> list[Issue]:
+    """Issues against the profiles of ours the resource claims, and a missing claim the program requires."""
+    registry = conformance.registry()
+    claimed = registry.claimed(resource)
+    wanted = required.get(resource["resourceType"], ())
+    if wanted and not set(claimed) & set(wanted):
+        rtype = resource["resourceType"]
+        return [Issue("error", "processing", f"This server requires every {rtype} to claim one of these profiles in meta.profile: "
+                      f"{', '.join(wanted)}", f"{rtype}.meta.profile")]
+    return registry.validate(resource, claimed)
+
+
+def _check_managed(unit: Unit, resource: dict) -> None:
+    """Our implementation guide's own resources are loaded from profiles/ and cannot be changed through the API."""
+    url = resource.get("url")
+    if (resource["resourceType"] in CONFORMANCE_TYPES and isinstance(url, str) and url.startswith(conformance.CANONICAL + "/")
+            and not unit.options.manage_conformance):
+        raise Unprocessable(f"{url} belongs to this server's implementation guide (profiles/); it cannot be changed through the API",
+                            code="business-rule")
 
 
 def new_id() -> str:
@@ -239,6 +276,8 @@ def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
         raise NotFound(f"{rtype}/{rid} is not known")
     if prior.deleted:
         return None
+    if prior.type in CONFORMANCE_TYPES and prior.content:
+        _check_managed(unit, json.loads(prior.content))
     stored = repository.mark_deleted(unit.conn, unit.batch, prior, unit.now)
     unit.changes.append(Change("delete", stored, prior))
     return Result(stored, 204)

@@ -11,14 +11,15 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, history, repository, search, validation, wire
+from . import bundles, conformance, history, interactions, repository, search, terminology_ops, validation, wire
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Issue, NotFound, outcome
 from .tables import resource, sp_reference
 
 OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-              "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+              "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+              "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"}
 
 
 def system(name: str) -> Response:
@@ -26,42 +27,49 @@ def system(name: str) -> Response:
 
 
 def type_level(rtype: str, name: str) -> Response:
+    """Operations on a type: POST $validate; GET or POST ValueSet/$expand."""
     if name == "$validate" and request.method == "POST":
-        resource_, mode = _validate_input(rtype)
-        return _validate(rtype, resource_, mode, None)
+        return _validate(rtype, *_validate_input(rtype), None)
+    if name == "$expand" and rtype == "ValueSet":
+        return terminology_ops.expand(None)
     raise NotFound(f"Operation {name} is not supported on {rtype}", code="not-supported")
 
 
 def instance_level(rtype: str, rid: str, name: str) -> Response:
     if name == "$validate":
-        resource_, mode = _validate_input(rtype) if request.method == "POST" else (None, request.args.get("mode", "update"))
-        return _validate(rtype, resource_, mode, rid)
+        if request.method == "POST":
+            return _validate(rtype, *_validate_input(rtype), rid)
+        return _validate(rtype, None, request.args.get("mode", "update"), request.args.get("profile"), rid)
     if name == "$everything" and rtype == "Patient":
         return everything(rid)
+    if name == "$expand" and rtype == "ValueSet":
+        return terminology_ops.expand(rid)
     raise NotFound(f"Operation {name} is not supported on {rtype}/{rid}", code="not-supported")
 
 
 # ------------------------------------------------------------------------------- $validate
-def _validate_input(rtype: str) -> tuple[dict | None, str]:
+def _validate_input(rtype: str) -> tuple[dict | None, str, str | None]:
+    """(resource, mode, profile) from a resource body or a Parameters body (and the query string)."""
     body = wire.json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("$validate takes a resource or a Parameters resource", code="structure")
-    if body.get("resourceType") == "Parameters" and rtype != "Parameters":
-        params = {p.get("name"): p for p in body.get("parameter", []) if isinstance(p, dict)}
-        if "profile" in params:
-            raise BadRequest("The profile parameter of $validate is not supported yet", code="not-supported",
-                             expression="Parameters.parameter")
-        mode = (params.get("mode") or {}).get("valueCode", "no-action")
-        resource_ = (params.get("resource") or {}).get("resource")
-        if resource_ is not None and not isinstance(resource_, dict):
-            raise BadRequest("The resource parameter must hold a resource", code="structure", expression="Parameters.parameter")
-        return resource_, mode if isinstance(mode, str) else ""
-    return body, request.args.get("mode", "no-action")
+    mode, profile = request.args.get("mode", "no-action"), request.args.get("profile")
+    if body.get("resourceType") != "Parameters" or rtype == "Parameters":
+        return body, mode, profile
+    params = {p.get("name"): p for p in body.get("parameter", []) if isinstance(p, dict)}
+    mode = (params.get("mode") or {}).get("valueCode", mode)
+    given = params.get("profile") or {}
+    profile = given.get("valueUri") or given.get("valueCanonical") or profile
+    resource_ = (params.get("resource") or {}).get("resource")
+    if resource_ is not None and not isinstance(resource_, dict):
+        raise BadRequest("The resource parameter must hold a resource", code="structure", expression="Parameters.parameter")
+    return resource_, mode if isinstance(mode, str) else "", profile if isinstance(profile, str) else None
 
 
-def _validate(rtype: str, resource_: dict | None, mode: str, rid: str | None) -> Response:
+def _validate(rtype: str, resource_: dict | None, mode: str, profile: str | None, rid: str | None) -> Response:
     if mode not in ("no-action", "create", "update", "delete"):
         raise BadRequest(f"Unknown $validate mode '{mode}'", expression="mode")
+    profiles = _profiles(rtype, profile)
     if rid is not None and (mode == "delete" or resource_ is None):
         with get_db().read() as conn:
             stored = repository.current(conn, rtype, rid)
@@ -70,14 +78,25 @@ def _validate(rtype: str, resource_: dict | None, mode: str, rid: str | None) ->
         resource_ = resource_ or json.loads(stored.content or "{}")
     if resource_ is None:
         raise BadRequest("$validate needs a resource", code="required")
-    issues = _check(rtype, resource_, mode, rid)
+    issues = _check(rtype, resource_, mode, rid, profiles)
     if not any(i.severity in ("error", "fatal") for i in issues):
         issues = issues + [Issue("information", "informational", "Validation successful: no errors")]
     # R4: the operation returns 200 whether or not the resource is valid (resource-operation-validate)
     return wire.respond(json.dumps(outcome(issues)))
 
 
-def _check(rtype: str, resource_: dict, mode: str, rid: str | None) -> list[Issue]:
+def _profiles(rtype: str, profile: str | None) -> list[str]:
+    """The profile asked for, as a list of ours (empty for the base type); 400 for a profile we do not know."""
+    if not profile or profile.split("|")[0] == f"http://hl7.org/fhir/StructureDefinition/{rtype}":
+        return []
+    url = profile.split("|")[0]
+    known = conformance.registry().profiles.get(url)
+    if known is None or known.type != rtype:
+        raise BadRequest(f"'{profile}' is not a profile on {rtype} that this server knows", code="not-supported", expression="profile")
+    return [url]
+
+
+def _check(rtype: str, resource_: dict, mode: str, rid: str | None, profiles: list[str]) -> list[Issue]:
     if resource_.get("resourceType") != rtype:
         return [Issue("error", "invalid", f"Expected a {rtype}, got {resource_.get('resourceType')}", "resourceType")]
     issues = []
@@ -87,7 +106,12 @@ def _check(rtype: str, resource_: dict, mode: str, rid: str | None) -> list[Issu
         issues.append(Issue("warning", "informational", "A create ignores the id in the resource", f"{rtype}.id"))
     if mode == "delete":
         return issues
-    return issues + validation.validate(resource_, current_app.config["IOP"]["MAX_JSON_DEPTH"])
+    base = validation.validate(resource_, current_app.config["IOP"]["MAX_JSON_DEPTH"])
+    if base:  # profiles are checked on resources that are valid R4
+        return issues + base
+    claimed = interactions.profile_issues(resource_, current_app.extensions["iop.required_profiles"])
+    explicit = conformance.registry().validate(resource_, [p for p in profiles if p not in conformance.registry().claimed(resource_)])
+    return issues + claimed + explicit
 
 
 # ------------------------------------------------------------------------------- $everything

@@ -50,8 +50,13 @@ def valid_id(rid: str) -> str:
     return rid
 
 
+def write_options() -> interactions.Options:
+    """The write path's options for this request."""
+    return interactions.Options(wire.base_url(), settings()["MAX_JSON_DEPTH"], current_app.extensions["iop.required_profiles"])
+
+
 def write(work) -> Result:
-    return interactions.run(get_db(), work, base_url=wire.base_url(), max_depth=settings()["MAX_JSON_DEPTH"])
+    return interactions.run(get_db(), work, write_options())
 
 
 def conditional_query() -> str:
@@ -93,7 +98,7 @@ def metadata() -> Response:
 @bp.post("")
 def batch_or_transaction() -> Response:
     body = wire.json_body(request)
-    return wire.respond(transaction.process(get_db(), body, wire.prefer(request), wire.base_url(), settings()))
+    return wire.respond(transaction.process(get_db(), body, wire.prefer(request), write_options(), settings()))
 
 
 @bp.get("/")

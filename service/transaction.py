@@ -56,19 +56,19 @@ def status_line(status: int) -> str:
 
 
 # ------------------------------------------------------------------------------- parsing
-def process(db: Database, body: object, prefer: Prefer, base: str, settings: dict) -> str:
+def process(db: Database, body: object, prefer: Prefer, options: interactions.Options, settings: dict) -> str:
     """Run a batch or transaction Bundle and return the response Bundle as JSON text."""
-    bundle_type, raw_entries = _check_bundle(body, settings["MAX_BUNDLE_ENTRIES"], settings["MAX_JSON_DEPTH"])
+    base = options.base_url
+    bundle_type, raw_entries = _check_bundle(body, settings["MAX_BUNDLE_ENTRIES"], options.max_depth)
     entries = [_parse_entry(i, e, base) for i, e in enumerate(raw_entries)]
-    max_depth = settings["MAX_JSON_DEPTH"]
     if bundle_type == "batch":
-        with interactions.unit_of_work(db, base_url=base, max_depth=max_depth) as unit:
+        with interactions.unit_of_work(db, options) as unit:
             for entry in entries:
                 _batch_entry(unit, entry, prefer, base, settings)
         kind = "batch-response"
     else:
         _check_identities(entries)
-        interactions.run(db, lambda unit: _transaction(unit, entries, prefer, base, settings), base_url=base, max_depth=max_depth)
+        interactions.run(db, lambda unit: _transaction(unit, entries, prefer, base, settings), options)
         kind = "transaction-response"
     return bundles.bundle(kind, [e.response or "{}" for e in entries])
 
