@@ -37,9 +37,15 @@ def put(client, path: str, body: object, **headers):
     return client.put(f"/fhir/{path}", data=json.dumps(body), headers={"Content-Type": FHIR, **headers})
 
 
+GUIDE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+
+
 def count_rows(app, table: str = "resource") -> int:
+    """Rows of `table` that tests wrote (the implementation guide's conformance resources not counted)."""
+    key = "pk" if table == "resource" else "resource_pk"
+    guide = f"SELECT pk FROM resource WHERE type IN {GUIDE_TYPES}"
     with app.extensions["iop.db"].read() as conn:
-        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {key} NOT IN ({guide})")).scalar_one()
 
 
 def patient(family: str = "Testpatient", given: str = "Robin", mrn: str | None = None, **extra) -> dict:

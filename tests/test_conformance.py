@@ -171,7 +171,8 @@ def test_history_bundles_with_a_delete_are_valid(client, validator_url):
     deleted = valid_response(validator_url, client.get(f"/fhir/Patient/{gone}/_history"), label="history with delete")
     assert deleted["entry"][0]["request"]["method"] == "DELETE" and "resource" not in deleted["entry"][0]
     valid_response(validator_url, client.get("/fhir/Patient/_history"), label="type history")
-    system = valid_response(validator_url, client.get("/fhir/_history?_count=2"), label="system history page 1")
+    since = first["meta"]["lastUpdated"]  # leave out the implementation guide stored at start-up
+    system = valid_response(validator_url, client.get(f"/fhir/_history?_count=2&_since={since}"), label="system history page 1")
     assert system["total"] == 5 and link(system, "next")
     page2 = valid_response(validator_url, client.get(local(link(system, "next"))), label="system history page 2")
     valid_response(validator_url, client.get(local(link(page2, "previous"))), label="system history previous")

@@ -311,14 +311,14 @@ def test_history_levels_since_and_paging(client):
     assert instance["type"] == "history" and instance["total"] == 2
     assert [e["response"]["etag"] for e in instance["entry"]] == ['W/"2"', 'W/"1"']
     assert client.get("/fhir/Patient/_history").get_json()["total"] == 2
-    system = client.get("/fhir/_history?_count=2").get_json()
+    since = first["meta"]["lastUpdated"]  # system history also holds the implementation guide stored at start-up
+    system = client.get(f"/fhir/_history?_count=2&_since={since}").get_json()
     assert system["total"] == 3 and len(system["entry"]) == 2
     next_url = next(link["url"] for link in system["link"] if link["relation"] == "next")
     page2 = client.get(next_url.replace("http://localhost", "")).get_json()
     assert len(page2["entry"]) == 1 and page2["entry"][0]["response"]["etag"] == 'W/"1"'
-    since = first["meta"]["lastUpdated"]
-    later = client.get(f"/fhir/_history?_since={since.replace('+', '%2B')}").get_json()
-    assert later["total"] == 3
+    assert client.get(f"/fhir/_history?_since={since}").get_json()["total"] == 3
+    assert client.get("/fhir/_history").get_json()["total"] >= 3
     assert_outcome(client.get("/fhir/_history?_since=yesterday"), 400, expression="_since")
 
 
