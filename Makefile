@@ -13,8 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $@
 
-$(PEERS)/.installed:
-	bash ../shared/tools/fhir-peers-setup.sh $(PEERS)
+$(PEERS)/.installed-with-sushi:
+	bash ../shared/tools/fhir-peers-setup.sh $(PEERS) --with-sushi
 	touch $@
 
 # Start the service on the embedded SQLite database (instance/iop.db) loaded with examples/.
@@ -25,12 +25,12 @@ run: $(VENV)/.installed
 	IOP_AUTH=off $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
 # The whole test suite (SQLite; set IOP_TEST_DATABASE_URL to run it on PostgreSQL).
-test: $(VENV)/.installed $(PEERS)/.installed
+test: $(VENV)/.installed $(PEERS)/.installed-with-sushi
 	FHIR_PEERS_DIR=$(PEERS) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The benchmark (PostgreSQL at 127.0.0.1:5432). wrk is the load generator when it can be installed;
 # otherwise bench/run.py falls back to Python client processes.
-bench: $(VENV)/.installed $(PEERS)/.installed
+bench: $(VENV)/.installed $(PEERS)/.installed-with-sushi
 	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null) || true
 	FHIR_PEERS_DIR=$(PEERS) $(PY) bench/run.py $(BENCH_ARGS)
 

@@ -80,6 +80,8 @@ def reference_type(ref: object) -> str | None:
     if not isinstance(ref, dict):
         return None
     literal = ref.get("reference")
+    if isinstance(literal, str) and "?" in literal:  # a conditional reference: Type?criteria
+        return literal.split("?", 1)[0].rsplit("/", 1)[-1] or None
     if isinstance(literal, str) and "/" in literal and not literal.startswith(("urn:", "#")):
         parts = literal.split("/")
         idx = parts.index("_history") - 2 if "_history" in parts else len(parts) - 2

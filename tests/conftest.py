@@ -109,6 +109,15 @@ def validator_url(peers: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def ig_validator_url(peers: Path) -> Iterator[str]:
+    """The Medplum validator with our implementation guide loaded (--ig profiles/fsh-generated/resources)."""
+    guide = ROOT / "profiles" / "fsh-generated" / "resources"
+    proc, url = _spawn_listening([str(TOOLS / "medplum-validate.mjs"), "--modules", str(peers), "--ig", str(guide), "--serve", "0"], peers)
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
 def peer_server(peers: Path) -> Iterator[str]:
     """medplum-memory-server.mjs: a real FHIR R4 server standing in for an external EHR."""
     proc, url = _spawn_listening([str(TOOLS / "medplum-memory-server.mjs"), "--modules", str(peers), "--port", "0", "--quiet"], peers)

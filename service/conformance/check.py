@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Issue
+from ..indexer import reference_type
 from .compile import UNSET, Discriminator, Rule
 
 Lookup = Callable[[str], Any]  # profile or value-set URL -> compiled object
@@ -110,10 +111,7 @@ class Checker:
         literal = ref.get("reference")
         if not isinstance(literal, str) or literal.startswith(("#", "urn:")):
             return
-        parts = literal.split("/")
-        if "_history" in parts:
-            parts = parts[:parts.index("_history")]
-        actual = parts[-2] if len(parts) >= 2 else None
+        actual = reference_type({"reference": literal})
         allowed = {self.type_of_target(p) for p in rule.target_profiles or ()}
         if actual not in allowed:
             self.issue("error", "value", f"{rule.id} must reference {' or '.join(sorted(allowed))}, not {actual}", f"{path}.reference")

@@ -29,6 +29,7 @@ class Terminology:
         self.code_systems = {r["url"]: r for r in resources if r["resourceType"] == "CodeSystem"}
         self.value_sets = {r["url"]: r for r in resources if r["resourceType"] == "ValueSet"}
         self.expansions: dict[str, tuple[Concept, ...]] = {}
+        self._members: dict[str, frozenset[str]] = {}
         for url in self.value_sets:
             self.expand(url)
 
@@ -75,8 +76,10 @@ class Terminology:
         return tuple(Concept(*m.split("|", 1), None) for m in members)  # type: ignore[call-arg]
 
     def members(self, url: str) -> frozenset[str]:
-        """The value set as "system|code" strings."""
-        return frozenset(f"{c.system}|{c.code}" for c in self.expand(url))
+        """The value set as "system|code" strings (computed once per value set)."""
+        if url not in self._members:
+            self._members[url] = frozenset(f"{c.system}|{c.code}" for c in self.expand(url))
+        return self._members[url]
 
 
 def _all_concepts(concepts: list[dict]) -> list[tuple[str, str | None]]:
