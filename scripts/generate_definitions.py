@@ -364,7 +364,7 @@ def generate(defs: Path) -> dict:
         "searchParams": params,
         "skippedSearchParams": skipped,
         "compartments": {"Patient": patient_compartment(defs)},
-        "invariantElements": invariant_elements(sds, types, resource_types),
+        "invariants": resource_invariants(sds, types, resource_types),
     }
 
 
@@ -376,12 +376,13 @@ def resource_type_codes(defs: Path) -> set[str]:
     raise SystemExit("valuesets.json has no http://hl7.org/fhir/resource-types CodeSystem")
 
 
-def invariant_elements(sds: list[dict], types: dict, resource_types: list[str]) -> dict[str, list[str]]:
-    """Top-level elements named by each resource's own error-level invariants.
+def resource_invariants(sds: list[dict], types: dict, resource_types: list[str]) -> dict[str, list]:
+    """Each resource's own error-level invariants: [key, FHIRPath expression, top-level elements it names].
 
-    A _summary/_elements subset keeps them so that it still satisfies those invariants (a server may
-    return more than asked: https://hl7.org/fhir/R4/search.html#elements). dom-* and ele-* are left
-    out: they concern contained resources and element values, not which elements are present.
+    A _summary/_elements subset is checked against them and, where it breaks one, gets the smallest of the
+    named elements back (a server may return more than asked: https://hl7.org/fhir/R4/search.html#elements).
+    dom-* and ele-* are left out: they concern contained resources and element values, not which elements
+    are present.
     """
     out = {}
     for sd in sds:
@@ -389,12 +390,13 @@ def invariant_elements(sds: list[dict], types: dict, resource_types: list[str]) 
             continue
         model = types.get(sd["type"], {})
         names = set(model) | {spec[4] for spec in model.values() if spec[4]}
-        found: set[str] = set()
+        found = []
         for c in sd["snapshot"]["element"][0].get("constraint", []):
-            if c.get("severity") == "error" and not c["key"].startswith(("dom-", "ele-")):
-                found |= set(re.findall(r"(?<![.\w%'])([a-z][A-Za-z0-9]*)\b", c.get("expression", ""))) & names
+            if c.get("severity") == "error" and not c["key"].startswith(("dom-", "ele-")) and c.get("expression"):
+                named = set(re.findall(r"(?<![.\w%'])([a-z][A-Za-z0-9]*)\b", c["expression"])) & names
+                found.append([c["key"], c["expression"], sorted(named)])
         if found:
-            out[sd["type"]] = sorted(found)
+            out[sd["type"]] = found
     return out
 
 

@@ -150,3 +150,14 @@ def test_examples_all_meet_their_claimed_profiles():
             assert not errors, (path.name, [(i.expression, i.diagnostics) for i in errors])
             checked += bool(claimed)
     assert checked >= len(reg.by_type())
+
+
+def test_elements_on_a_profile_leaves_out_the_snapshot(client, validator_url):
+    """_elements returns what was asked; an invariant (sdf-6: snapshot or differential) brings back only the smaller part."""
+    import requests
+
+    resp = client.get("/fhir/StructureDefinition/iop-referral?_elements=url,name,status")
+    body = resp.get_json()
+    assert {"url", "name", "status"} <= set(body) and "snapshot" not in body and "differential" in body
+    issues = requests.post(f"{validator_url}/validate", data=resp.get_data(), timeout=30).json()["issue"]
+    assert not [i for i in issues if i["severity"] in ("error", "fatal")], issues

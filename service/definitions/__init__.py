@@ -54,7 +54,7 @@ class Tables:
     mandatory_elements: dict[str, frozenset[str]] = field(default_factory=dict)
     required_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # non-choice elements with min > 0
     choice_groups: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = field(default_factory=dict)  # (base, keys, required)
-    invariant_elements: dict[str, frozenset[str]] = field(default_factory=dict)  # named by a resource's own invariants
+    invariants: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = field(default_factory=dict)  # (key, FHIRPath, elements)
 
     def element(self, type_name: str, key: str) -> Element | None:
         """The element `key` of `type_name`, or None when R4 does not define it."""
@@ -99,7 +99,7 @@ def tables() -> Tables:
         mandatory_elements=mandatory,
         required_keys=required_keys,
         choice_groups=choices,
-        invariant_elements={t: frozenset(names) for t, names in raw["invariantElements"].items()},
+        invariants={t: tuple((k, e, tuple(names)) for k, e, names in found) for t, found in raw["invariants"].items()},
     )
 
 
