@@ -46,7 +46,7 @@ def subset(content: str, summary: str | None, elements: list[str] | None) -> str
 
 def _meet_invariants(rtype: str, resource: dict, out: dict, model: dict) -> None:
     """Add back, smallest first, the elements an invariant names until the subset satisfies it again."""
-    for key, expression, named in tables().invariants.get(rtype, ()):
+    for _key, expression, named in tables().invariants.get(rtype, ()):
         if _holds(expression, out):
             continue
         missing = sorted((k for k in resource if k not in out and _names(model, k) & set(named)), key=lambda k: len(json.dumps(resource[k])))
