@@ -49,7 +49,8 @@ def _meet_invariants(rtype: str, resource: dict, out: dict, model: dict) -> None
     for _key, expression, named in tables().invariants.get(rtype, ()):
         if _holds(expression, out):
             continue
-        missing = sorted((k for k in resource if k not in out and _names(model, k) & set(named)), key=lambda k: len(json.dumps(resource[k])))
+        missing = [k for k in resource if k not in out and _names(model, k) & set(named)]
+        missing.sort(key=lambda k: len(json.dumps(resource[k])))
         for k in missing:
             out[k] = resource[k]
             if _holds(expression, out):
