@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import requests
 
 from helpers import EXAMPLES, put
-from service.conformance import compile as rules_compile
 from service.conformance import CANONICAL, registry
+from service.conformance import compile as rules_compile
 
-GUIDE = Path(__file__).resolve().parent.parent / "profiles" / "fsh-generated" / "resources"
 BOGUS = "zz-not-a-code"
 
 
