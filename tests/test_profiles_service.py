@@ -161,3 +161,19 @@ def test_elements_on_a_profile_leaves_out_the_snapshot(client, validator_url):
     assert {"url", "name", "status"} <= set(body) and "snapshot" not in body and "differential" in body
     issues = requests.post(f"{validator_url}/validate", data=resp.get_data(), timeout=30).json()["issue"]
     assert not [i for i in issues if i["severity"] in ("error", "fatal")], issues
+
+
+def test_every_example_passes_medplum_with_our_guide(ig_validator_url):
+    """Every examples/ resource, and every resource inside the examples' Bundles, validates (0 errors) with --ig."""
+    import requests
+
+    checked = 0
+    for path in sorted(EXAMPLES.glob("*.json")):
+        doc = json.loads(path.read_text())
+        docs = [e["resource"] for e in doc.get("entry", []) if "resource" in e] if doc["resourceType"] == "Bundle" else [doc]
+        for resource in docs:
+            issues = requests.post(f"{ig_validator_url}/validate", data=json.dumps(resource), timeout=30).json()["issue"]
+            errors = [i for i in issues if i["severity"] in ("error", "fatal")]
+            assert not errors, (path.name, resource["resourceType"], errors)
+            checked += 1
+    assert checked > 150
