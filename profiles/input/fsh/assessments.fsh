@@ -126,7 +126,7 @@ Profile: IopCssrs
 Parent: IopAssessment
 Id: iop-cssrs
 Title: "IOP C-SSRS Suicide Risk Level"
-Description: "C-SSRS screener result: LOINC 93374-7 suicide risk level with a LOINC answer (LL465-6: Low, Moderate, High). The C-SSRS has no single numeric total; the screener items (93373-9 panel) may be hasMember Observations."
+Description: "C-SSRS screener result: LOINC 93374-7 suicide risk level, answered with LOINC LA9194-7 (Low) or a local moderate/high code (iop-cssrs-risk). The C-SSRS has no single numeric total; the screener items (93373-9 panel) may be hasMember Observations."
 * ^status = #draft
 * obeys iop-23
 * code = $loinc#93374-7

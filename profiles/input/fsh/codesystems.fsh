@@ -115,3 +115,11 @@ Description: "Types of IOP programs (HealthcareService.type). LOCAL code system:
 * #adult-mh-iop "Adult mental health intensive outpatient program" "Adult IOP for mental health conditions."
 * #adult-sud-iop "Adult substance use intensive outpatient program" "Adult IOP for substance use disorders (ASAM 2.1)."
 * #adolescent-iop "Adolescent intensive outpatient program" "IOP for adolescents."
+
+CodeSystem: CssrsRiskCS
+Id: iop-cssrs-risk
+Title: "IOP C-SSRS Risk Level (local)"
+Description: "Moderate and high suicide risk levels for the C-SSRS screener result (LOINC 93374-7). LOCAL code system: the domain brief confirms only the LOINC answer LA9194-7 (Low) for 93374-7; the LOINC answers for moderate and high risk are not confirmed in our sources, so they are local codes until checked against LOINC."
+* insert LocalCodeSystem
+* #moderate "Moderate risk" "C-SSRS screener: moderate suicide risk."
+* #high "High risk" "C-SSRS screener: high suicide risk."

@@ -261,11 +261,10 @@ Description: "LOINC codes of the scores and risk levels IOP assessments report (
 ValueSet: CssrsRiskLevelVS
 Id: iop-cssrs-risk-level
 Title: "C-SSRS Suicide Risk Level"
-Description: "LOINC answer list LL465-6 of 93374-7 Suicide risk level: Low, Moderate, High."
+Description: "Answers to LOINC 93374-7 Suicide risk level: LOINC LA9194-7 Low (confirmed in the domain brief), and local codes for moderate and high risk until their LOINC answer codes are confirmed."
 * insert IopValueSet
 * $loinc#LA9194-7 "Low"
-* $loinc#LA6751-7 "Moderate"
-* $loinc#LA9193-9 "High"
+* include codes from system CssrsRiskCS
 
 // ------------------------------------------------------------------ medications
 ValueSet: MedicationVS
