@@ -106,3 +106,33 @@ INDEX_TABLES: dict[str, Table] = {
     "string": sp_string, "token": sp_token, "reference": sp_reference, "date": sp_date,
     "number": sp_number, "quantity": sp_quantity, "uri": sp_uri,
 }
+
+# Side effects (subscription notifications, outbound sync) written in the same transaction as the
+# change that caused them and delivered after commit (migration 0002). Delivery is in `pk` order
+# per ordering_key; dedupe_key makes an enqueue idempotent.
+outbox_message = Table(
+    "outbox_message", metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("ordering_key", String(300), nullable=False),
+    Column("dedupe_key", String(400), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime),
+    Column("last_error", Text),
+    UniqueConstraint("dedupe_key", name="uq_outbox_dedupe"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_ordering", "ordering_key", "pk"),
+)
+
+# Where an inbound pull got to (e.g. a referring server's Task _lastUpdated), advanced only after commit.
+sync_cursor = Table(
+    "sync_cursor", metadata,
+    Column("name", String(300), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", DateTime, nullable=False),
+)

@@ -53,6 +53,9 @@ def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         # DELETE, not TRUNCATE: on PostgreSQL it is 0.8 ms instead of 160 ms for small tables
         for table in reversed(metadata.sorted_tables):
             key = "pk" if table.name == "resource" else "resource_pk"
+            if key not in table.c:  # outbox, sync cursors: not tied to a resource row
+                conn.execute(text(f"DELETE FROM {table.name}"))
+                continue
             conn.execute(text(f"DELETE FROM {table.name} WHERE {key} NOT IN ({GUIDE})"))
 
 
