@@ -91,6 +91,9 @@ class Result:
 
 def precommit(unit: Unit) -> None:
     """Stages run after every entry is stored and before commit, in this fixed order."""
+    from . import workflows  # workflows write through this module
+
+    workflows.run(unit)
     unit.flush()
 
 
