@@ -12,6 +12,8 @@ from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
 
+TASK_OPERATIONS = ("triage", "decide")  # referral triage (service/workflows/triage.py)
+
 # What every served resource type supports; a literal table read top to bottom.
 SUPPORTED_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
@@ -48,7 +50,7 @@ def statement(base_url: str) -> dict:
             "mode": "server",
             "resource": [_resource(rtype) for rtype in sorted(t.resource_types & _declarable())],
             "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
-            "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items()],
+            "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items() if name not in TASK_OPERATIONS],
         }],
     }
 
@@ -87,6 +89,8 @@ def _resource(rtype: str) -> dict:
         operations.append({"name": "everything", "definition": OPERATIONS["everything"]})
     if rtype == "ValueSet":
         operations.append({"name": "expand", "definition": OPERATIONS["expand"]})
+    if rtype == "Task":
+        operations += [{"name": name, "definition": OPERATIONS[name]} for name in TASK_OPERATIONS]
     entry["operation"] = operations
     return entry
 

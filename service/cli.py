@@ -1,6 +1,7 @@
 """Operator commands on `flask --app wsgi …`: db upgrade, examples load."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -8,9 +9,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import interactions, transaction
+from sqlalchemy import delete, insert, select
+
+from . import dates, interactions, transaction
 from .db import get_db
 from .errors import FhirError
+from .tables import sync_cursor
 from .wire import Prefer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -37,10 +41,31 @@ examples_group = AppGroup("examples", help="Example data.")
 @examples_group.command("load")
 @click.option("--path", type=click.Path(exists=True, path_type=Path), default=EXAMPLES, show_default=True)
 def examples_load(path: Path) -> None:
-    """Load examples/: resources with an id by PUT (idempotent), Bundles as batch/transaction."""
+    """Load examples/: resources with an id by PUT, Bundles as batch/transaction; a file loaded before is skipped.
+
+    The journey Bundles are a patient's history in order (the referral Task goes requested → … → completed), so
+    replaying an old step would be an illegal Task transition; each file is loaded once (by content hash).
+    """
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
     for file in files:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        if _loaded(file.name) == digest:
+            click.echo(f"{file.name}: unchanged, loaded before")
+            continue
         click.echo(f"{file.name}: {load_file(file)}")
+        _mark_loaded(file.name, digest)
+
+
+def _loaded(name: str) -> str | None:
+    with get_db().read() as conn:
+        return conn.execute(select(sync_cursor.c.value).where(sync_cursor.c.name == f"examples:{name}")).scalar()
+
+
+def _mark_loaded(name: str, digest: str) -> None:
+    key = f"examples:{name}"
+    with get_db().write() as conn:
+        conn.execute(delete(sync_cursor).where(sync_cursor.c.name == key))
+        conn.execute(insert(sync_cursor).values(name=key, value=digest, updated_at=dates.utcnow()))
 
 
 def load_file(file: Path) -> str:

@@ -48,7 +48,7 @@ class Options:
     manage_conformance: bool = False  # only the start-up loader writes our own profiles and value sets
 
 
-CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition")
 
 
 @dataclass
@@ -75,10 +75,10 @@ class Unit:
         """A storage key for a new resource when the database hands them out ahead (PostgreSQL)."""
         return self.keys.next(self.conn) if self.keys else None
 
-    def find(self, rtype: str, query: str) -> list[search.Row]:
-        """Conditional-write lookup that sees this unit's own writes."""
+    def find(self, rtype: str, query: str, limit: int = 2) -> list[search.Row]:
+        """Lookup (conditional writes, workflows) that sees this unit's own writes."""
         self.flush()
-        return search.find(self.conn, rtype, query, self.options.base_url)
+        return search.find(self.conn, rtype, query, self.options.base_url, limit)
 
 
 @dataclass(frozen=True)

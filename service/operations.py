@@ -19,7 +19,9 @@ from .tables import resource, sp_reference
 
 OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
               "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-              "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"}
+              "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+              "triage": f"{conformance.CANONICAL}/OperationDefinition/Task-triage",
+              "decide": f"{conformance.CANONICAL}/OperationDefinition/Task-decide"}
 
 
 def system(name: str) -> Response:
@@ -44,7 +46,24 @@ def instance_level(rtype: str, rid: str, name: str) -> Response:
         return everything(rid)
     if name == "$expand" and rtype == "ValueSet":
         return terminology_ops.expand(rid)
+    if rtype == "Task" and name in ("$triage", "$decide"):
+        return referral_operation(rid, name)
     raise NotFound(f"Operation {name} is not supported on {rtype}/{rid}", code="not-supported")
+
+
+def referral_operation(rid: str, name: str) -> Response:
+    """Task/{id}/$triage (propose a decision) and $decide (record the staff decision): docs/referrals.md."""
+    from . import rest
+    from .workflows import triage
+
+    if request.method != "POST":
+        raise BadRequest(f"{name} changes the referral; use POST", code="not-supported")
+    if name == "$triage":
+        result = interactions.run(get_db(), lambda unit: triage.triage(unit, rid), rest.write_options())
+    else:
+        decision = triage.parse_decision(wire.json_body(request))
+        result = interactions.run(get_db(), lambda unit: triage.decide(unit, rid, decision), rest.write_options())
+    return wire.respond(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
 
 
 # ------------------------------------------------------------------------------- $validate

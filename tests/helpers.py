@@ -37,7 +37,7 @@ def put(client, path: str, body: object, **headers):
     return client.put(f"/fhir/{path}", data=json.dumps(body), headers={"Content-Type": FHIR, **headers})
 
 
-GUIDE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+GUIDE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition")
 
 
 def count_rows(app, table: str = "resource") -> int:
@@ -70,3 +70,18 @@ def created(response) -> dict:
     """The body of a 201 Created response."""
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json(force=True)
+
+
+def load_examples(app, skip: tuple[str, ...] = ()) -> None:
+    """Store the single-resource examples (not the Bundles) in name order, as `flask examples load` does.
+
+    Referral workflows check that what a referral points at is on the server, so a test that writes one
+    example alone loads the others first; `skip` leaves out resource types (file name prefixes).
+    """
+    from service import cli
+
+    with app.app_context():
+        for file in sorted(EXAMPLES.glob("*.json")):
+            body = json.loads(file.read_text())
+            if body["resourceType"] != "Bundle" and body["resourceType"] not in skip:
+                cli.load_file(file)

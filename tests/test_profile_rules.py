@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from helpers import example, put
+from helpers import load_examples, example, put
 
 SD = "https://iop.example.org/fhir/StructureDefinition/"
 SCT = "http://snomed.info/sct"
@@ -188,7 +188,8 @@ def test_medplum_with_our_guide_refuses_the_broken_instance(ig_validator_url, na
         assert any(named in ((i.get("details") or {}).get("text") or "") for i in errors), errors
 
 
-def test_every_example_it_starts_from_is_valid_in_both(client, ig_validator_url):
+def test_every_example_it_starts_from_is_valid_in_both(app, client, ig_validator_url):
+    load_examples(app)
     for src in sorted({c[1] for c in CASES}):
         body = example(src)
         assert put(client, f"{body['resourceType']}/{body['id']}", body).status_code in (200, 201), src

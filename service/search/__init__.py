@@ -212,10 +212,10 @@ def parse_query(rtype: str, query: str) -> SearchRequest:
     return req
 
 
-def find(conn: Connection, rtype: str, query: str, base_url: str = "") -> list[Row]:
-    """Up to two current resources matching a conditional query (enough to tell 0, 1 and many apart)."""
+def find(conn: Connection, rtype: str, query: str, base_url: str = "", limit: int = 2) -> list[Row]:
+    """Up to `limit` current resources matching a query (two tell 0, 1 and many apart for conditional writes)."""
     req = parse_query(rtype, query)
     R = resource
     where = [R.c.type == rtype, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in req.criteria]
-    rows = conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content).where(*where).order_by(R.c.pk).limit(2)).all()
+    rows = conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content).where(*where).order_by(R.c.pk).limit(limit)).all()
     return [Row(*r) for r in rows]

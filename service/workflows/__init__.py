@@ -37,3 +37,6 @@ def run(unit: Unit) -> None:
             for fn in TRIGGERS.get(change.stored.type, ()):
                 fn(unit, change)
     raise Unprocessable(f"Workflows kept changing resources after {MAX_PASSES} passes; nothing was stored", code="business-rule")
+
+
+from . import referral  # noqa: E402,F401  (registers the referral triggers)

@@ -123,3 +123,31 @@ Description: "Moderate and high suicide risk levels for the C-SSRS screener resu
 * insert LocalCodeSystem
 * #moderate "Moderate risk" "C-SSRS screener: moderate suicide risk."
 * #high "High risk" "C-SSRS screener: high suicide risk."
+
+CodeSystem: ReferralStepCS
+Id: iop-referral-step
+Title: "IOP Referral Step"
+Description: "The finer steps of an IOP referral that the referrer sees in Task.businessStatus, next to the BSeR / IHE 360X business status where one exists. LOCAL code system: BSeR's TaskBusinessStatusCS has no code for under review, eligibility checked or admitted, and the domain brief confirms no other standard code for them."
+* insert LocalCodeSystem
+* #received "Received" "The IOP has received the referral."
+* #under-review "Under review" "Intake staff are reviewing the referral."
+* #eligibility-checked "Eligibility checked" "The service has checked eligibility and proposed a decision; staff have not yet decided."
+* #accepted "Accepted" "The IOP accepted the referral."
+* #declined "Declined" "The IOP declined the referral (the reason is in Task.statusReason)."
+* #intake-scheduled "Intake scheduled" "An intake appointment is booked."
+* #no-show "No-show" "The patient did not come to the intake appointment."
+* #admitted "Admitted" "The patient attended a first session; the enrollment is active."
+* #completed "Completed" "The patient was discharged from the IOP; outputs carry the discharge summary and aftercare."
+* #cancelled "Cancelled" "The referral was cancelled."
+
+CodeSystem: EligibilityCS
+Id: iop-eligibility
+Title: "IOP Eligibility Check"
+Description: "What an IOP checks before accepting a referral, used for triage findings sent with a referral (Observation.code, valueBoolean) and for the reasons of a proposed or final decision (Task.statusReason). LOCAL code system: the domain brief has no confirmed SNOMED CT or LOINC code for these intake criteria."
+* insert LocalCodeSystem
+* #medically-stable "Medically stable" "The patient is medically stable for outpatient care (finding: valueBoolean true)."
+* #needs-24h-supervision "Needs 24-hour supervision" "The patient needs 24-hour supervision, so a residential or inpatient level of care (finding: valueBoolean true)."
+* #age-fit "Age fits the track" "The patient's age fits the requested track (adolescent track under 18, adult tracks 18 and over)."
+* #track-fit "Track and schedule offered" "The program offers the requested specialized track and schedule."
+* #insurance-in-network "Insurance in network" "The payer of the referral's Coverage is one the program accepts."
+* #seat-available "Seat available" "A seat is free in the requested track and schedule."

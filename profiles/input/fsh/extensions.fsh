@@ -134,3 +134,25 @@ Description: "Marks a care plan activity as a part of the structured relapse pre
 // extension slices from the profile snapshot alone (e.g. Medplum) can discriminate by url.
 RuleSet: SliceUrl(slice, extensionId)
 * {slice}.url = "https://iop.example.org/fhir/StructureDefinition/{extensionId}" (exactly)
+
+Extension: AcceptedPayer
+Id: accepted-payer
+Title: "Accepted Payer"
+Description: "A payer (insurer) whose plans this program track accepts as in network; triage compares the referral Coverage's payor against these."
+* insert IopExtension
+* ^context[0].type = #element
+* ^context[0].expression = "HealthcareService"
+* value[x] 1..1
+* value[x] only Reference(Organization)
+* value[x] ^short = "The payer organization"
+
+Extension: SeatCapacity
+Id: seat-capacity
+Title: "Seat Capacity"
+Description: "How many patients this program track (one schedule and specialized track) can enroll at once. Open seats are computed from the enrollments, never typed."
+* insert IopExtension
+* ^context[0].type = #element
+* ^context[0].expression = "HealthcareService"
+* value[x] 1..1
+* value[x] only unsignedInt
+* value[x] ^short = "Number of seats"

@@ -133,7 +133,7 @@ Description: "Task statuses of a closed-loop referral: every TaskStatus except r
 ValueSet: ReferralBusinessStatusVS
 Id: iop-referral-business-status
 Title: "IOP Referral Business Status"
-Description: "BSeR / IHE 360X referral business statuses (http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS)."
+Description: "BSeR / IHE 360X referral business statuses (http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS) and the IOP's finer referral steps (local iop-referral-step)."
 * insert IopValueSet
 * $bser-business-status#2.0 "Service Request Created"
 * $bser-business-status#3.0 "Service Request Accepted"
@@ -145,6 +145,7 @@ Description: "BSeR / IHE 360X referral business statuses (http://hl7.org/fhir/us
 * $bser-business-status#5.2 "Service Request Cancellation Requested"
 * $bser-business-status#6.0 "Service Request Fulfillment Cancelled"
 * $bser-business-status#7.0 "Service Request Fulfillment Completed"
+* include codes from system ReferralStepCS
 
 // ------------------------------------------------------------------ enrollment
 ValueSet: EnrollmentStatusVS
@@ -346,3 +347,10 @@ Description: "Purposes of use a Part 2 consent provision may permit or deny: tre
 * $v3-ActReason#PUBHLTH "public health"
 * $v3-ActReason#HRESCH "healthcare research"
 * $v3-ActReason#BTG "break the glass"
+
+ValueSet: EligibilityVS
+Id: iop-eligibility
+Title: "IOP Eligibility Check"
+Description: "All eligibility checks and triage findings of the local iop-eligibility code system."
+* insert IopValueSet
+* include codes from system EligibilityCS

@@ -1,0 +1,96 @@
+"""Small helpers the workflows share: reading referenced resources in a unit, writing them back, codings."""
+from __future__ import annotations
+
+import json
+import re
+
+from .. import conformance, interactions
+from ..errors import Unprocessable
+from ..interactions import Unit
+
+SID = f"{conformance.CANONICAL}/sid"
+SD = f"{conformance.CANONICAL}/StructureDefinition"
+CS = f"{conformance.CANONICAL}/CodeSystem"
+_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+PART2_LABELS = {"42CFRPart2", "SUD", "NORDSCLCD", "R"}
+
+
+def split(reference: object) -> tuple[str, str] | None:
+    """(type, id) of a relative literal reference, else None (absolute, contained, logical)."""
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    m = _RELATIVE.match(ref) if isinstance(ref, str) else None
+    return (m.group(1), m.group(2)) if m else None
+
+
+def ref_text(reference: object) -> str | None:
+    parts = split(reference)
+    return f"{parts[0]}/{parts[1]}" if parts else None
+
+
+def read(unit: Unit, reference: object) -> dict | None:
+    """The current content a relative reference points at, as this unit sees it."""
+    parts = split(reference)
+    stored = unit.current(*parts) if parts else None
+    if stored is None or stored.deleted or stored.content is None:
+        return None
+    return json.loads(stored.content)
+
+
+def require(unit: Unit, reference: object, where: str) -> dict:
+    """Like read(), but a reference that resolves to nothing is a 422 naming the element."""
+    found = read(unit, reference)
+    if found is None:
+        text = reference.get("reference") if isinstance(reference, dict) else reference
+        raise Unprocessable(f"{where} refers to '{text}', which is not on this server; send it in the same Bundle or first",
+                            code="not-found", expression=where)
+    return found
+
+
+def save(unit: Unit, resource: dict) -> interactions.Result:
+    """Write a changed resource back through the normal update (validated, versioned, a Change)."""
+    return interactions.update(unit, resource["resourceType"], resource["id"], resource)
+
+
+def coding(system: str, code: str, display: str) -> dict:
+    return {"system": system, "code": code, "display": display}
+
+
+def codes(concept: object) -> set[tuple[str, str]]:
+    """(system, code) pairs of a CodeableConcept."""
+    if not isinstance(concept, dict):
+        return set()
+    return {(c.get("system"), c.get("code")) for c in concept.get("coding", []) if isinstance(c, dict)}
+
+
+def extension_values(resource: dict, name: str) -> list:
+    """Values of our extension `name` (by its canonical URL) on a resource."""
+    url = f"{SD}/{name}"
+    out = []
+    for ext in resource.get("extension", []):
+        if isinstance(ext, dict) and ext.get("url") == url:
+            out.extend(v for k, v in ext.items() if k.startswith("value"))
+    return out
+
+
+def extension_codes(resource: dict, name: str) -> set[str]:
+    """Codes of our CodeableConcept extension `name` (local code systems)."""
+    return {code for value in extension_values(resource, name) for _, code in codes(value)}
+
+
+def claims(resource: dict, profile_id: str) -> bool:
+    profiles = resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
+    return f"{SD}/{profile_id}" in profiles
+
+
+def part2_labels(resource: dict) -> list[dict]:
+    """The 42 CFR Part 2 security labels of a source, carried over to what a workflow derives from it."""
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    return [dict(label) for label in meta.get("security", []) if isinstance(label, dict) and label.get("code") in PART2_LABELS]
+
+
+def meta(profile_id: str, source: dict) -> dict:
+    out: dict = {"profile": [f"{SD}/{profile_id}"]}
+    labels = part2_labels(source)
+    if labels:
+        out["security"] = labels
+    return out
