@@ -316,6 +316,11 @@ def _canonical_query(query: str) -> str:
     return "&".join(sorted(query.split("&")))
 
 
+def lock_criteria(unit: Unit, rtype: str, query: str) -> None:
+    """Hold, until commit, the right to act on a conditional write's criteria (transaction Bundles use it too)."""
+    _lock(unit, f"{rtype}?{_canonical_query(query)}")
+
+
 def _lock(unit: Unit, key: str) -> None:
     """Serialise conditional writes on the same criteria (PostgreSQL; SQLite writers are serial already).
 

@@ -212,12 +212,14 @@ def _resolve_target(unit: Unit, e: Entry) -> None:
     if e.method == "POST":
         e.target_id = interactions.new_id()
         if e.if_none_exist:
+            interactions.lock_criteria(unit, e.rtype, e.if_none_exist)  # two copies at once: one creates, one matches
             matches = unit.find(e.rtype, e.if_none_exist)
             if len(matches) > 1:
                 raise PreconditionFailed(f"ifNoneExist '{e.if_none_exist}' matches more than one {e.rtype}", code="multiple-matches")
             if matches:
                 e.target_id, e.matched = matches[0].id, True
     elif e.query:
+        interactions.lock_criteria(unit, e.rtype, e.query)
         matches = unit.find(e.rtype, e.query)
         if len(matches) > 1:
             raise PreconditionFailed(f"Conditional update '{e.url}' matches more than one {e.rtype}", code="multiple-matches")

@@ -67,13 +67,14 @@ def assess(unit: Unit, task: dict, sr: dict) -> Assessment:
                                    if result.service else None)
     result.checks.append(_track(fitting, schedule, tracks))
     result.checks.append(_insurance(unit, sr, fitting))
-    result.checks.append(_seat(unit, org, result, tracks))
+    result.checks.append(_seat(unit, org, result))
     return result
 
 
 def _offers(service: dict, schedule: str | None, tracks: set[str]) -> bool:
+    """The track runs on the requested schedule and offers at least one requested specialized track (best fit)."""
     offered = records.extension_codes(service, "schedule-track")
-    return (schedule is None or schedule in offered) and tracks <= records.extension_codes(service, "specialized-track")
+    return (schedule is None or schedule in offered) and (not tracks or bool(tracks & records.extension_codes(service, "specialized-track")))
 
 
 def _clinical(unit: Unit, sr: dict) -> Check:
@@ -122,7 +123,9 @@ def _years(born: str, on: str) -> int:
 def _track(fitting: list[dict], schedule: str | None, tracks: set[str]) -> Check:
     wanted = ", ".join(filter(None, [schedule, *sorted(tracks)])) or "any track"
     if fitting:
-        return Check("track-fit", "pass", f"Offered: {fitting[0].get('name', 'HealthcareService/' + fitting[0]['id'])} ({wanted})")
+        missing = tracks - records.extension_codes(fitting[0], "specialized-track")
+        note = f"; not offered: {', '.join(sorted(missing))}" if missing else ""
+        return Check("track-fit", "pass", f"Offered: {fitting[0].get('name', 'HealthcareService/' + fitting[0]['id'])} ({wanted}{note})")
     return Check("track-fit", "fail", f"The program offers no active track for: {wanted}")
 
 
@@ -139,20 +142,23 @@ def _insurance(unit: Unit, sr: dict, fitting: list[dict]) -> Check:
     return Check("insurance-in-network", "fail", f"Payer {', '.join(sorted(payers)) or '(none)'} is not in network")
 
 
-def _seat(unit: Unit, org: dict | None, result: Assessment, tracks: set[str]) -> Check:
+def _seat(unit: Unit, org: dict | None, result: Assessment) -> Check:
     capacity = next(iter(records.extension_values(result.service, "seat-capacity")), None) if result.service else None
     if not isinstance(capacity, int) or org is None:
         return Check("seat-available", "unknown", "The track states no seat capacity")
     rows = unit.find("EpisodeOfCare", f"organization={org['reference']}&status={HOLDING_SEAT}", limit=10000)
-    taken = sum(1 for r in rows if _same_track(json.loads(r.content), result.schedule, tracks))
+    service_tracks = records.extension_codes(result.service, "specialized-track")
+    taken = sum(1 for r in rows if _same_track(json.loads(r.content), result.schedule, service_tracks))
     if taken < capacity:
         return Check("seat-available", "pass", f"{capacity - taken} of {capacity} seats free")
     return Check("seat-available", "fail", f"All {capacity} seats are taken: the patient would wait for a seat")
 
 
-def _same_track(episode: dict, schedule: str | None, tracks: set[str]) -> bool:
+def _same_track(episode: dict, schedule: str | None, service_tracks: set[str]) -> bool:
+    """Whether an enrollment holds a seat in the track: same schedule, and one of the track's specialized tracks."""
+    tracks = records.extension_codes(episode, "specialized-track")
     return (schedule is None or schedule in records.extension_codes(episode, "schedule-track")) and \
-        tracks == records.extension_codes(episode, "specialized-track")
+        (not service_tracks or not tracks or bool(tracks & service_tracks))
 
 
 def as_parameters(result: Assessment) -> dict:
