@@ -74,7 +74,8 @@ def assess(unit: Unit, task: dict, sr: dict) -> Assessment:
 def _offers(service: dict, schedule: str | None, tracks: set[str]) -> bool:
     """The track runs on the requested schedule and offers at least one requested specialized track (best fit)."""
     offered = records.extension_codes(service, "schedule-track")
-    return (schedule is None or schedule in offered) and (not tracks or bool(tracks & records.extension_codes(service, "specialized-track")))
+    specialized = records.extension_codes(service, "specialized-track")
+    return (schedule is None or schedule in offered) and (not tracks or bool(tracks & specialized))
 
 
 def _clinical(unit: Unit, sr: dict) -> Check:

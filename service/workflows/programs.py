@@ -14,14 +14,16 @@ from . import records
 def is_program(unit: Unit, reference: object) -> bool:
     """Whether a reference names one of this server's programs."""
     parts = records.split(reference)
-    if parts is None:
+    if parts is None or parts[0] not in ("HealthcareService", "Organization"):
         return False
-    rtype, rid = parts
-    if rtype == "HealthcareService":
-        return records.read(unit, reference) is not None
-    if rtype == "Organization":
-        return bool(unit.find("HealthcareService", f"organization=Organization/{rid}", limit=1))
-    return False
+    known = records.memo(unit).setdefault("programs", {})
+    if parts not in known:
+        rtype, rid = parts
+        if rtype == "HealthcareService":
+            known[parts] = records.read(unit, reference) is not None
+        else:
+            known[parts] = bool(unit.find("HealthcareService", f"organization=Organization/{rid}", limit=1))
+    return known[parts]
 
 
 def organization_of(unit: Unit, reference: object) -> dict | None:

@@ -36,6 +36,32 @@ def read(unit: Unit, reference: object) -> dict | None:
     return json.loads(stored.content)
 
 
+def read_many(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dict]:
+    """Current contents of several relative references in one query: 'Type/id' -> resource."""
+    from .. import search
+
+    wanted = {parts for _, ref in references if (parts := split(ref))}
+    if not wanted:
+        return {}
+    unit.flush()
+    return {f"{row.type}/{row.id}": json.loads(row.content) for row in search.fetch(unit.conn, sorted(wanted))}
+
+
+def require_all(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dict]:
+    """read_many(), where a reference that resolves to nothing is a 422 naming its element."""
+    found = read_many(unit, references)
+    for where, ref in references:
+        text = ref_text(ref)
+        if text and text not in found:
+            require(unit, ref, where)  # raises with the element's path
+    return found
+
+
+def memo(unit: Unit) -> dict:
+    """Facts workflows looked up once in this unit (e.g. which references are programs)."""
+    return unit.__dict__.setdefault("_workflow_memo", {})
+
+
 def require(unit: Unit, reference: object, where: str) -> dict:
     """Like read(), but a reference that resolves to nothing is a 422 naming the element."""
     found = read(unit, reference)

@@ -50,11 +50,12 @@ def _check_referral(unit: Unit, sr: dict) -> None:
         issues = [i for i in conformance.registry().validate(sr, [f"{SD}/{REFERRAL}"]) if i.severity in ("error", "fatal")]
         if issues:
             raise Unprocessable(issues[0].diagnostics, issues=issues)
+    refs = []
     for name in SR_REFERENCES:
         value = sr.get(name)
         for i, ref in enumerate(value if isinstance(value, list) else [value] if value else []):
-            if records.split(ref):
-                records.require(unit, ref, f"ServiceRequest.{name}" + (f"[{i}]" if isinstance(value, list) else ""))
+            refs.append((f"ServiceRequest.{name}" + (f"[{i}]" if isinstance(value, list) else ""), ref))
+    records.require_all(unit, refs)
 
 
 def _owner(unit: Unit, sr: dict) -> dict:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from .. import dates, interactions
 from ..errors import BadRequest, NotFound, Unprocessable
 from ..interactions import Unit
-from . import eligibility, enrollment, records, task_states
+from . import eligibility, enrollment, records
 from .referral import advance, is_referral
 
 DECIDED = ("accepted", "rejected", "in-progress", "on-hold", "completed", "failed", "cancelled", "entered-in-error")
@@ -150,7 +150,8 @@ def parse_decision(body: object) -> Decision:
 def _intake_start(param: dict | None) -> datetime | None:
     raw = (param or {}).get("valueDateTime")
     if param is not None and (not isinstance(raw, str) or len(raw) < 16 or "T" not in raw):
-        raise BadRequest("Parameter 'intakeStart' must be a valueDateTime with a time and zone", expression="Parameters.parameter[intakeStart]")
+        raise BadRequest("Parameter 'intakeStart' must be a valueDateTime with a time and zone",
+                         expression="Parameters.parameter[intakeStart]")
     try:
         return dates.parse_range(raw)[0] if raw else None
     except ValueError:
