@@ -302,3 +302,23 @@ def test_a_second_live_task_for_the_same_referral_is_refused(program, app):
         task.pop(key)
     task["identifier"] = [{"system": "https://hospital.example.org/fhir/sid/referral-task", "value": "T-OTHER"}]
     assert_outcome(post(client, "Task", task), 422, "duplicate", "Task.focus")
+
+
+# ------------------------------------------------------------------------------- what the workflow writes is valid
+def test_what_the_workflow_writes_passes_medplum_with_our_guide(program, ig_validator_url):
+    import requests
+
+    client = program
+    bundle = referral_bundle()
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Task"]
+    assert post(client, "", bundle).status_code == 200
+    [task] = search(client, "Task?code=fulfill")
+    assert post(client, f"Task/{task['id']}/$triage", {"resourceType": "Parameters"}).status_code == 200
+    assert decide(client, task["id"], "accept", intakeStart={"valueDateTime": "2026-11-30T16:00:00-06:00"}).status_code == 200
+    written = [*search(client, "Task"), *search(client, "EpisodeOfCare"), *search(client, "Appointment"),
+               *search(client, "Provenance")]
+    assert sorted({r["resourceType"] for r in written}) == ["Appointment", "EpisodeOfCare", "Provenance", "Task"]
+    for resource in written:
+        issues = requests.post(f"{ig_validator_url}/validate", data=json.dumps(resource), timeout=30).json()["issue"]
+        errors = [i for i in issues if i["severity"] in ("error", "fatal")]
+        assert not errors, (resource["resourceType"], errors)
