@@ -61,6 +61,9 @@ class Unit:
     changes: list[Change] = field(default_factory=list)
     batch: Batch = field(default_factory=Batch)
     keys: KeyBlock | None = None
+    # Steps the caller adds that must see what the workflows wrote (a $process-message reply naming the Task a
+    # workflow created); they run after the workflows, and what they write is not handed to workflows.
+    after_workflows: list[Callable[[Unit], None]] = field(default_factory=list)
 
     def flush(self) -> None:
         """Write queued rows (before any read or search in the unit, and before commit)."""
@@ -94,6 +97,8 @@ def precommit(unit: Unit) -> None:
     from . import workflows  # workflows write through this module
 
     workflows.run(unit)
+    for step in unit.after_workflows:
+        step(unit)
     unit.flush()
 
 
