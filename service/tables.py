@@ -129,10 +129,14 @@ outbox_message = Table(
     Index("ix_outbox_ordering", "ordering_key", "pk"),
 )
 
-# Where an inbound pull got to (e.g. a referring server's Task _lastUpdated), advanced only after commit.
+# Where an inbound pull got to (e.g. a referring server's Task _lastUpdated), advanced only after commit,
+# with the failures met on the way (error_count since the row was created, the latest one's text and time).
 sync_cursor = Table(
     "sync_cursor", metadata,
     Column("name", String(300), primary_key=True),
     Column("value", Text),
     Column("updated_at", DateTime, nullable=False),
+    Column("error_count", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime),
 )

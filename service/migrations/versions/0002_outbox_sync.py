@@ -39,6 +39,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(300), primary_key=True),
         sa.Column("value", sa.Text()),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("error_count", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("last_error_at", sa.DateTime()),
     )
 
 
