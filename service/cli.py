@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from sqlalchemy import delete, insert, select
 
-from . import dates, interactions, transaction
+from . import dates, interactions, messaging, transaction
 from .db import get_db
 from .errors import FhirError
 from .tables import sync_cursor
@@ -78,6 +78,9 @@ def load_file(file: Path) -> str:
         if body.get("resourceType") == "Bundle" and body.get("type") in ("batch", "transaction"):
             response = json.loads(transaction.process(get_db(), body, Prefer("minimal"), options, settings))
             return ", ".join(e["response"]["status"] for e in response.get("entry", []))
+        if body.get("resourceType") == "Bundle" and body.get("type") == "message":  # as POST [base]/$process-message
+            header = json.loads(messaging.process(get_db(), body, options, settings))["entry"][0]["resource"]
+            return f"{header['response']['code']}, focus {header['focus'][0]['reference']}"
         result = interactions.run(get_db(), lambda unit: interactions.update(unit, body["resourceType"], body["id"], body), options)
         return f"{result.status} {body['resourceType']}/{body['id']} version {result.stored.version}"
     except FhirError as err:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, conformance, history, interactions, repository, search, terminology_ops, validation, wire
+from . import bundles, conformance, history, interactions, messaging, repository, search, terminology_ops, validation, wire
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Issue, NotFound, outcome
@@ -20,11 +20,15 @@ from .tables import resource, sp_reference
 OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
               "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
               "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+              "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
               "triage": f"{conformance.CANONICAL}/OperationDefinition/Task-triage",
               "decide": f"{conformance.CANONICAL}/OperationDefinition/Task-decide"}
 
 
 def system(name: str) -> Response:
+    """Operations on the base: POST $process-message (messaging.py)."""
+    if name == "$process-message":
+        return messaging.operation()
     raise NotFound(f"Operation {name} is not supported at the system level", code="not-supported")
 
 

@@ -61,12 +61,14 @@ def local(url: str) -> str:
 
 
 def load_examples(client) -> dict[str, dict]:
-    """Load examples/ as `make run` does (in file-name order: resources by PUT, Bundles by POST); responses by file."""
+    """Load examples/ as `make run` does (in file-name order: resources by PUT, Bundles by POST, messages to
+    $process-message); responses by file."""
     out = {}
     for name in EXAMPLE_FILES:
         body = example(name)
         bundle = body["resourceType"] == "Bundle"
-        resp = post(client, "", body) if bundle else put(client, f"{body['resourceType']}/{body['id']}", body)
+        path = "$process-message" if bundle and body["type"] == "message" else ""
+        resp = post(client, path, body) if bundle else put(client, f"{body['resourceType']}/{body['id']}", body)
         assert resp.status_code in ((200,) if bundle else (200, 201)), f"{name}: {resp.get_data(as_text=True)}"
         out[name] = resp.get_json()
     return out
@@ -84,6 +86,10 @@ def test_every_example_as_stored_and_read_back_is_valid(client, validator_url, l
         body = assert_valid(validator_url, loaded[name], f"load {name}")
         if body["resourceType"] != "Bundle":
             valid_response(validator_url, client.get(f"/fhir/{body['resourceType']}/{body['id']}"), label=f"read {name}")
+            continue
+        if body["type"] == "message":  # the response message: read back what it focuses
+            focus = body["entry"][0]["resource"]["focus"][0]["reference"].split("/fhir/")[1]
+            valid_response(validator_url, client.get(f"/fhir/{focus}"), label=f"read {focus} ({name})")
             continue
         assert body["type"] == "transaction-response"
         for entry in body["entry"]:
