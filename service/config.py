@@ -24,9 +24,14 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "DB_POOL_SIZE": 5,
     "REQUIRED_PROFILES": "",
+    "PULL_INTERVAL": 900,  # seconds between referral polls in loop mode (Gravity: SHOULD NOT poll more often than every 15 min)
+    "PULL_MAX_RPS": 5.0,  # requests per second to one referring server, at most
+    "PULL_PAGE_SIZE": 50,  # _count of the referral Task search
 }
 # Settings that only tools read (the test suite's database); allowed in the environment, unused here.
 TOOL_SETTINGS = {"TEST_DATABASE_URL"}
+# Secrets named by data (e.g. an Endpoint's bearer token variable): neither settings nor reported as unknown.
+SECRET_PREFIX = "IOP_SECRET_"
 
 
 class ConfigSchema(Schema):
@@ -48,6 +53,9 @@ class ConfigSchema(Schema):
     LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     DB_POOL_SIZE = fields.Integer(validate=validate.Range(min=1, max=100))
     REQUIRED_PROFILES = fields.String(validate=validate.Regexp(r"^([A-Za-z]+=[^,=]+)?(,[A-Za-z]+=[^,=]+)*$"))
+    PULL_INTERVAL = fields.Integer(validate=validate.Range(min=1))
+    PULL_MAX_RPS = fields.Float(validate=validate.Range(min=0.01, max=1000))
+    PULL_PAGE_SIZE = fields.Integer(validate=validate.Range(min=1, max=1000))
 
 
 class ConfigError(RuntimeError):
@@ -72,7 +80,7 @@ def load(app: Flask, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def _environment() -> dict[str, Any]:
     """IOP_* variables with the prefix removed; unknown names are reported, not silently used."""
-    env = {k[4:]: v for k, v in os.environ.items() if k.startswith("IOP_")}
+    env = {k[4:]: v for k, v in os.environ.items() if k.startswith("IOP_") and not k.startswith(SECRET_PREFIX)}
     for name in sorted(set(env) - set(DEFAULTS) - TOOL_SETTINGS):
         log.warning("ignoring unknown setting IOP_%s", name)
     return {k: v for k, v in env.items() if k in DEFAULTS}
