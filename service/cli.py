@@ -23,6 +23,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(examples_group)
+    app.cli.add_command(referrals_group)
 
 
 db_group = AppGroup("db", help="Database schema commands.")
@@ -85,3 +86,25 @@ def load_file(file: Path) -> str:
         return f"{result.status} {body['resourceType']}/{body['id']} version {result.stored.version}"
     except FhirError as err:
         raise click.ClickException(f"{file.name}: {err.issues[0].diagnostics} at {err.issues[0].expression}") from None
+
+
+referrals_group = AppGroup("referrals", help="Referral intake.")
+
+
+@referrals_group.command("pull")
+@click.option("--endpoint", "endpoint_id", help="Poll only this Endpoint id (default: every active referral source).")
+@click.option("--once", is_flag=True, help="Poll once and exit (cron, tests); default: poll every IOP_PULL_INTERVAL seconds.")
+def referrals_pull(endpoint_id: str | None, once: bool) -> None:
+    """Pull referral Tasks owned by our program from referring FHIR servers (Endpoint resources); see README."""
+    from . import referral_pull
+
+    if not once:
+        referral_pull.loop(current_app._get_current_object(), endpoint_id)  # type: ignore[attr-defined]
+        return
+    results = referral_pull.pull(current_app._get_current_object(), endpoint_id)  # type: ignore[attr-defined]
+    for result in results:
+        click.echo(result.summary())
+    if not results:
+        click.echo("no active referral-source Endpoint on this server")
+    if any(r.stopped for r in results):
+        raise SystemExit(1)
