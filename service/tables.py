@@ -107,26 +107,39 @@ INDEX_TABLES: dict[str, Table] = {
     "number": sp_number, "quantity": sp_quantity, "uri": sp_uri,
 }
 
-# Side effects (subscription notifications, outbound sync) written in the same transaction as the
-# change that caused them and delivered after commit (migration 0002). Delivery is in `pk` order
-# per ordering_key; dedupe_key makes an enqueue idempotent.
+# Side effects (subscription notifications, later outbound sync) written in the same transaction as the
+# change that caused them and delivered after commit by service/outbox.py (migration 0002). `target`
+# names what a row is for (Subscription/{id}: the endpoint is read from it at delivery); rows with the
+# same ordering_key are delivered in `pk` order; dedupe_key makes an enqueue idempotent.
 outbox_message = Table(
     "outbox_message", metadata,
     Column("pk", PK, primary_key=True, autoincrement=True),
-    Column("channel", String(32), nullable=False),
+    Column("channel", String(32), nullable=False),  # rest-hook
     Column("target", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),  # handshake | heartbeat | event-notification
     Column("ordering_key", String(300), nullable=False),
     Column("dedupe_key", String(400), nullable=False),
     Column("payload", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered | dead
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead | cancelled
+    Column("attempts", Integer, nullable=False),  # delivery attempts started (a claim counts one)
+    Column("next_attempt_at", DateTime, nullable=False),  # also the lease of a claimed row
     Column("created_at", DateTime, nullable=False),
     Column("delivered_at", DateTime),
     Column("last_error", Text),
     UniqueConstraint("dedupe_key", name="uq_outbox_dedupe"),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_ordering", "ordering_key", "pk"),
+)
+
+# Per topic-based Subscription: events since it started (numbered in the writing transaction, so
+# concurrent writers never share a number), when it was last notified (heartbeats), and the FHIR base
+# URL its notifications name.
+subscription_state = Table(
+    "subscription_state", metadata,
+    Column("subscription_id", String(64), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("last_notified_at", DateTime),
+    Column("base_url", Text),
 )
 
 # Where an inbound pull got to (e.g. a referring server's Task _lastUpdated), advanced only after commit,

@@ -1,4 +1,4 @@
-"""Durable outbox (side effects delivered after commit) and sync cursors (inbound pulls).
+"""Durable outbox (side effects delivered after commit), subscription state, and sync cursors (inbound pulls).
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("pk", PK, primary_key=True, autoincrement=True),
         sa.Column("channel", sa.String(32), nullable=False),
         sa.Column("target", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("ordering_key", sa.String(300), nullable=False),
         sa.Column("dedupe_key", sa.String(400), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
@@ -35,6 +36,13 @@ def upgrade() -> None:
     op.create_index("ix_outbox_due", "outbox_message", ["status", "next_attempt_at"])
     op.create_index("ix_outbox_ordering", "outbox_message", ["ordering_key", "pk"])
     op.create_table(
+        "subscription_state",
+        sa.Column("subscription_id", sa.String(64), primary_key=True),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("last_notified_at", sa.DateTime()),
+        sa.Column("base_url", sa.Text()),
+    )
+    op.create_table(
         "sync_cursor",
         sa.Column("name", sa.String(300), primary_key=True),
         sa.Column("value", sa.Text()),
@@ -47,4 +55,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sync_cursor")
+    op.drop_table("subscription_state")
     op.drop_table("outbox_message")
