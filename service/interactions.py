@@ -48,7 +48,7 @@ class Options:
     manage_conformance: bool = False  # only the start-up loader writes our own profiles and value sets
 
 
-CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition")
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure")
 
 
 @dataclass

@@ -140,6 +140,16 @@ Description: "The finer steps of an IOP referral that the referrer sees in Task.
 * #completed "Completed" "The patient was discharged from the IOP; outputs carry the discharge summary and aftercare."
 * #cancelled "Cancelled" "The referral was cancelled."
 
+CodeSystem: ReferralMeasureCS
+Id: iop-referral-measure
+Title: "IOP Referral Service-Level Figure"
+Description: "The referral service-level figures a program reports per period (MeasureReport.group.code of Task/$referral-metrics and the groups of Measure referral-service-levels). LOCAL code system: the domain brief names no LOINC, SNOMED CT or HL7 code for referral turnaround times or intake attendance rates."
+* insert LocalCodeSystem
+* #time-to-acknowledge "Time to acknowledge" "Median hours from the referral's receipt (its Task's first version) to the first version whose status left requested (received, accepted, rejected or later)."
+* #time-to-decision "Time to decision" "Median hours from the referral's receipt to the first version of its Task with status accepted or rejected."
+* #time-to-first-session "Time to first session" "Median hours from the referral's receipt to the first version of its Task with step admitted or status in-progress (the first attended session)."
+* #first-appointment-kept "First (intake) appointment kept" "Share (0 to 1) of referrals whose first intake Appointment has an outcome in which the patient came: the Appointment arrived, checked-in or fulfilled, or the referral reached admitted before any no-show."
+
 CodeSystem: EligibilityCS
 Id: iop-eligibility
 Title: "IOP Eligibility Check"

@@ -110,3 +110,44 @@ Title: "Decide on a referral"
 * parameter[5].max = "1"
 * parameter[5].type = #Task
 * parameter[5].documentation = "The Task as stored"
+
+Instance: Task-referral-metrics
+InstanceOf: OperationDefinition
+Usage: #definition
+Title: "Referral service-level figures"
+* url = "https://iop.example.org/fhir/OperationDefinition/Task-referral-metrics"
+* name = "TaskReferralMetrics"
+* title = "Referral service-level figures"
+* status = #draft
+* kind = #operation
+* description = "Reports a program's referral service levels for a period as a summary MeasureReport of Measure referral-service-levels: median hours to acknowledge, to decide and to the first session, and the share of first (intake) appointments kept, each with its population counts. The referrals counted are the fulfilment Tasks owned by the Organization (or a HealthcareService it provides) whose first version was stored in the period. Read only: GET with the parameters in the query string, or POST a Parameters resource."
+* code = #referral-metrics
+* resource = #Task
+* system = false
+* type = true
+* instance = false
+* affectsState = false
+* parameter[0].name = #owner
+* parameter[0].use = #in
+* parameter[0].min = 1
+* parameter[0].max = "1"
+* parameter[0].type = #string
+* parameter[0].documentation = "The program: Organization/[id] (referral Tasks owned by its HealthcareServices are included)"
+* parameter[1].name = #period-start
+* parameter[1].use = #in
+* parameter[1].min = 1
+* parameter[1].max = "1"
+* parameter[1].type = #date
+* parameter[1].documentation = "First day of the period (YYYY-MM-DD, YYYY-MM or YYYY; UTC days), inclusive"
+* parameter[2].name = #period-end
+* parameter[2].use = #in
+* parameter[2].min = 1
+* parameter[2].max = "1"
+* parameter[2].type = #date
+* parameter[2].documentation = "Last day of the period (YYYY-MM-DD, YYYY-MM or YYYY; UTC days), inclusive; not before period-start"
+* parameter[3].name = #return
+* parameter[3].use = #out
+* parameter[3].min = 1
+* parameter[3].max = "1"
+* parameter[3].type = #MeasureReport
+* parameter[3].documentation = "The summary MeasureReport: one group per figure (iop-referral-measure codes)"
