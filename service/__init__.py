@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app; `overrides` replace IOP_* settings (tests pass them)."""
-    from . import cli, config, db, errors, guide, rest
+    from . import cli, config, db, errors, guide, outbox, rest
 
     app = Flask(__name__, instance_relative_config=False)
     settings = config.load(app, overrides)
@@ -22,4 +22,5 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(rest.bp)
     errors.init_app(app)
     cli.init_app(app)
+    outbox.init_app(app)
     return app

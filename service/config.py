@@ -27,6 +27,13 @@ DEFAULTS: dict[str, Any] = {
     "PULL_INTERVAL": 900,  # seconds between referral polls in loop mode (Gravity: SHOULD NOT poll more often than every 15 min)
     "PULL_MAX_RPS": 5.0,  # requests per second to one referring server, at most
     "PULL_PAGE_SIZE": 50,  # _count of the referral Task search
+    "OUTBOX_WORKER": "off",  # on: deliver notifications from a thread of each service process (docs/subscriptions.md)
+    "OUTBOX_MAX_ATTEMPTS": 10,
+    "OUTBOX_BACKOFF_SECONDS": 5.0,  # first retry within this, doubling per attempt (full jitter)
+    "OUTBOX_MAX_BACKOFF_SECONDS": 1800.0,
+    "OUTBOX_TIMEOUT_SECONDS": 10.0,  # read timeout of a notification POST (a Subscription's backport-timeout overrides it)
+    "OUTBOX_POLL_SECONDS": 2.0,
+    "OUTBOX_BATCH": 50,  # messages per delivery round
 }
 # Settings that only tools read (the test suite's database); allowed in the environment, unused here.
 TOOL_SETTINGS = {"TEST_DATABASE_URL"}
@@ -56,6 +63,13 @@ class ConfigSchema(Schema):
     PULL_INTERVAL = fields.Integer(validate=validate.Range(min=1))
     PULL_MAX_RPS = fields.Float(validate=validate.Range(min=0.01, max=1000))
     PULL_PAGE_SIZE = fields.Integer(validate=validate.Range(min=1, max=1000))
+    OUTBOX_WORKER = fields.String(validate=validate.OneOf(["on", "off"]))
+    OUTBOX_MAX_ATTEMPTS = fields.Integer(validate=validate.Range(min=1, max=100))
+    OUTBOX_BACKOFF_SECONDS = fields.Float(validate=validate.Range(min=0.001, max=3600))
+    OUTBOX_MAX_BACKOFF_SECONDS = fields.Float(validate=validate.Range(min=0.001, max=7 * 86400))
+    OUTBOX_TIMEOUT_SECONDS = fields.Float(validate=validate.Range(min=0.1, max=60))
+    OUTBOX_POLL_SECONDS = fields.Float(validate=validate.Range(min=0.05, max=3600))
+    OUTBOX_BATCH = fields.Integer(validate=validate.Range(min=1, max=10000))
 
 
 class ConfigError(RuntimeError):

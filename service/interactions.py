@@ -46,6 +46,7 @@ class Options:
     max_depth: int = 64
     required_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type -> profile URLs of ours
     manage_conformance: bool = False  # only the start-up loader writes our own profiles and value sets
+    server_write: bool = False  # the server's own bookkeeping (the outbox worker activating a Subscription), not a client
 
 
 CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure")
@@ -94,11 +95,12 @@ class Result:
 
 def precommit(unit: Unit) -> None:
     """Stages run after every entry is stored and before commit, in this fixed order."""
-    from . import workflows  # workflows write through this module
+    from . import subscriptions, workflows  # both write through this module
 
     workflows.run(unit)
     for step in unit.after_workflows:
         step(unit)
+    subscriptions.precommit(unit)  # notifications for what the unit (workflows included) changed, in its transaction
     unit.flush()
 
 
