@@ -12,7 +12,7 @@ from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
 
-TASK_OPERATIONS = ("triage", "decide")  # referral triage (service/workflows/triage.py)
+TASK_OPERATIONS = ("triage", "decide", "referral-metrics")  # referral triage (workflows/triage.py), referral_metrics.py
 
 # What every served resource type supports; a literal table read top to bottom.
 SUPPORTED_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")

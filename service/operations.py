@@ -22,7 +22,8 @@ OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-vali
               "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
               "process-message": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
               "triage": f"{conformance.CANONICAL}/OperationDefinition/Task-triage",
-              "decide": f"{conformance.CANONICAL}/OperationDefinition/Task-decide"}
+              "decide": f"{conformance.CANONICAL}/OperationDefinition/Task-decide",
+              "referral-metrics": f"{conformance.CANONICAL}/OperationDefinition/Task-referral-metrics"}
 
 
 def system(name: str) -> Response:
@@ -33,11 +34,14 @@ def system(name: str) -> Response:
 
 
 def type_level(rtype: str, name: str) -> Response:
-    """Operations on a type: POST $validate; GET or POST ValueSet/$expand."""
+    """Operations on a type: POST $validate; GET or POST ValueSet/$expand and Task/$referral-metrics."""
     if name == "$validate" and request.method == "POST":
         return _validate(rtype, *_validate_input(rtype), None)
     if name == "$expand" and rtype == "ValueSet":
         return terminology_ops.expand(None)
+    if name == "$referral-metrics" and rtype == "Task":
+        from . import referral_metrics
+        return referral_metrics.operation()
     raise NotFound(f"Operation {name} is not supported on {rtype}", code="not-supported")
 
 
