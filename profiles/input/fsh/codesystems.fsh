@@ -161,3 +161,10 @@ Description: "What an IOP checks before accepting a referral, used for triage fi
 * #track-fit "Track and schedule offered" "The program offers the requested specialized track and schedule."
 * #insurance-in-network "Insurance in network" "The payer of the referral's Coverage is one the program accepts."
 * #seat-available "Seat available" "A seat is free in the requested track and schedule."
+
+CodeSystem: EndpointPayloadCS
+Id: iop-endpoint-payload
+Title: "IOP Endpoint Payload"
+Description: "What this service does with an external FHIR server configured as an Endpoint (Endpoint.payloadType). LOCAL code system: no standard code says \"poll this server for referral Tasks owned by our program\"."
+* insert LocalCodeSystem
+* #referral-source "Referral source" "A referring server polled for referral Tasks owned by our program (workflow option F; `flask referrals pull`)."

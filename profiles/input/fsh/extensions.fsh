@@ -156,3 +156,36 @@ Description: "How many patients this program track (one schedule and specialized
 * value[x] 1..1
 * value[x] only unsignedInt
 * value[x] ^short = "Number of seats"
+
+Extension: ReferralTaskOwner
+Id: referral-task-owner
+Title: "Referral Task Owner"
+Description: "On a referral-source Endpoint: how the remote server names our program as the owner of its referral Tasks, as an absolute reference on the remote (searched as owner=) or an identifier (searched as owner:identifier=)."
+* insert IopExtension
+* ^context[0].type = #element
+* ^context[0].expression = "Endpoint"
+* value[x] 1..1
+* value[x] only Reference(Organization or HealthcareService)
+* value[x] ^short = "Our program as the remote names it"
+
+Extension: ReferralProgram
+Id: referral-program
+Title: "Referral Program"
+Description: "On a referral-source Endpoint: the program on this server (Organization or HealthcareService) that pulled referrals are addressed to."
+* insert IopExtension
+* ^context[0].type = #element
+* ^context[0].expression = "Endpoint"
+* value[x] 1..1
+* value[x] only Reference(Organization or HealthcareService)
+* value[x] ^short = "Our program on this server"
+
+Extension: EndpointTokenEnv
+Id: endpoint-token-env
+Title: "Endpoint Token Variable"
+Description: "On an Endpoint: the name of the environment variable (IOP_SECRET_...) that holds the static bearer token for that server. The token itself is never stored in a resource."
+* insert IopExtension
+* ^context[0].type = #element
+* ^context[0].expression = "Endpoint"
+* value[x] 1..1
+* value[x] only string
+* value[x] ^short = "IOP_SECRET_... variable name"
