@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from helpers import load_examples, example, put
+from helpers import example, load_examples, put
 
 SD = "https://iop.example.org/fhir/StructureDefinition/"
 SCT = "http://snomed.info/sct"

@@ -81,6 +81,7 @@ def test_a_referral_goes_from_intake_to_discharge_and_the_referrer_sees_every_st
 
     resp = decide(client, task["id"], "accept", intakeStart={"valueDateTime": "2026-11-30T16:00:00-06:00"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert step(resp.get_json()) == "intake-scheduled"  # the Task as stored at the end of the decision
     task = the_task(client)
     assert task["status"] == "accepted" and step(task) == "intake-scheduled"
     [episode] = search(client, f"EpisodeOfCare?incoming-referral={task['focus']['reference']}")

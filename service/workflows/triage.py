@@ -89,6 +89,8 @@ def _accept(unit: Unit, task: dict, sr: dict, proposal: eligibility.Assessment, 
     episode = enrollment.ensure(unit, task, sr)
     if decision.intake_start is not None:
         interactions.create(unit, _intake(sr, episode, decision))
+        # the Appointment trigger would move the step too, but only at pre-commit: the caller gets the final Task
+        advance(unit, json.loads(unit.current("Task", task["id"]).content or "{}"), None, "intake-scheduled")
 
 
 def _intake(sr: dict, episode: dict, decision: Decision) -> dict:
