@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from . import __version__, conformance, dates
+from . import __version__, conformance, dates, subscription_ops
 from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
@@ -92,6 +92,8 @@ def _resource(rtype: str) -> dict:
     if rtype == "Task":
         operations += [{"name": name, "definition": OPERATIONS[name]} for name in TASK_OPERATIONS]
     entry["operation"] = operations
+    if rtype == "Subscription":
+        subscription_ops.declare(entry)
     return entry
 
 

@@ -56,6 +56,9 @@ def instance_level(rtype: str, rid: str, name: str) -> Response:
         return terminology_ops.expand(rid)
     if rtype == "Task" and name in ("$triage", "$decide"):
         return referral_operation(rid, name)
+    if rtype == "Subscription" and name == "$status":
+        from . import subscription_ops
+        return subscription_ops.status(rid)
     raise NotFound(f"Operation {name} is not supported on {rtype}/{rid}", code="not-supported")
 
 

@@ -78,6 +78,47 @@ def test_a_connection_error_is_retried(client, app, peer):
     assert "gave up after 2 attempts" in rows(app, "dead")[0].last_error
 
 
+def test_permanent_400_is_a_dead_letter_until_an_operator_retries_it(client, app, peer):
+    """A 4xx is not retried: dead, with the receiver's OperationOutcome text, and the Subscription in error.
+    `flask outbox retry PK` sends it again."""
+    sid = subscribe(client, app, peer)
+    post(client, "Task", task())
+    fault(peer, status=400, count=1)
+    assert deliver(app) == {"dead": 1}
+    [dead] = rows(app, "dead")
+    assert dead.last_error == "HTTP 400 Bad Request: injected fault 400"
+    sub = client.get(f"/fhir/Subscription/{sid}").get_json()
+    assert sub["status"] == "error" and "injected fault 400" in sub["error"]
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["outbox", "list", "--status", "dead"])
+    assert listed.exit_code == 0 and f"{dead.pk}\tdead\t1\tevent-notification\tSubscription/{sid}" in listed.output
+    shown = runner.invoke(args=["outbox", "show", str(dead.pk)])
+    assert "last_error: HTTP 400 Bad Request: injected fault 400" in shown.output and '"type": "history"' in shown.output
+    assert runner.invoke(args=["outbox", "retry", str(dead.pk)]).output.strip() == "1 message pending again"
+    assert deliver(app) == {"delivered": 1}
+    assert event_numbers(delivered(peer)) == ["1"]
+    assert client.get(f"/fhir/Subscription/{sid}").get_json()["status"] == "error"  # the client re-activates it (IG errors.html)
+
+
+def test_retry_all_dead_and_cli_errors(client, app, peer):
+    """--all-dead makes every dead row pending; a PK that is not dead, or no argument, is an error."""
+    subscribe(client, app, peer)
+    post(client, "Task", task())
+    post(client, "Task", task())
+    fault(peer, status=410, count=2)
+    assert deliver(app) == {"dead": 2}
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["outbox", "retry", "--all-dead"]).output.strip() == "2 messages pending again"
+    handshake = rows(app)[0].pk
+    refused = runner.invoke(args=["outbox", "retry", str(handshake)])
+    assert refused.exit_code != 0 and "is not dead or cancelled" in refused.output
+    assert runner.invoke(args=["outbox", "retry"]).exit_code != 0
+    assert runner.invoke(args=["outbox", "show", "999999"]).exit_code != 0
+    once = runner.invoke(args=["outbox", "run", "--once"])
+    assert once.exit_code == 0 and once.output.strip() == "2 delivered"
+    assert runner.invoke(args=["outbox", "list", "--status", "pending"]).output.strip() == "no messages with status pending"
+
+
 def test_a_worker_that_dies_after_claiming_loses_nothing(client, app, peer):
     """Claimed, then the worker is killed before recording: the lease runs out and the message is delivered."""
     subscribe(client, app, peer)

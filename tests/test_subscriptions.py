@@ -269,3 +269,25 @@ def test_event_numbers_stay_unique_with_concurrent_writers(app, client, peer):
     assert numbers == list(range(1, 21))
 
 
+def test_status_operation(client, app, peer):
+    """Subscription/{id}/$status: a searchset with the query-status Parameters (status, topic, events so far)."""
+    sid = subscribe(client, app, peer)
+    post(client, "Task", task())
+    response = client.get(f"/fhir/Subscription/{sid}/$status")
+    assert response.status_code == 200
+    bundle = response.get_json()
+    assert bundle["type"] == "searchset" and bundle["total"] == 1
+    params = {p["name"]: p for p in bundle["entry"][0]["resource"]["parameter"]}
+    assert params["type"]["valueCode"] == "query-status" and params["status"]["valueCode"] == "active"
+    assert params["events-since-subscription-start"]["valueString"] == "1" and params["topic"]["valueCanonical"] == TOPIC
+    assert_outcome(client.get("/fhir/Subscription/nope/$status"), 404)
+
+
+def test_capability_statement_declares_backport_support(client):
+    """The Subscription entry names the backport profile, $status and the topics we serve."""
+    statement = client.get("/fhir/metadata").get_json()
+    [entry] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription"]
+    assert EXT + "backport-subscription" in entry["supportedProfile"]
+    assert {"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"} \
+        in entry["operation"]
+    assert entry["extension"] == [{"url": EXT + "capabilitystatement-subscriptiontopic-canonical", "valueCanonical": TOPIC}]
