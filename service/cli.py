@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-
 from sqlalchemy import delete, insert, select
 
 from . import dates, interactions, messaging, transaction

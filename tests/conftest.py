@@ -126,3 +126,20 @@ def peer_server(peers: Path) -> Iterator[str]:
     proc, url = _spawn_listening([str(TOOLS / "medplum-memory-server.mjs"), "--modules", str(peers), "--port", "0", "--quiet"], peers)
     yield url
     _stop(proc)
+
+
+PROGRAM_SETUP = ("Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole")
+
+
+@pytest.fixture
+def program(client):
+    """The IOP's directory entries and staff, and the hospital's clinicians (what a referral points at)."""
+    import json
+
+    from helpers import EXAMPLES, put
+
+    for file in sorted(EXAMPLES.glob("*.json")):
+        body = json.loads(file.read_text())
+        if body["resourceType"] in PROGRAM_SETUP:
+            assert put(client, f"{body['resourceType']}/{body['id']}", body).status_code in (200, 201), file.name
+    return client

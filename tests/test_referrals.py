@@ -8,22 +8,12 @@ import threading
 
 import pytest
 
-from helpers import EXAMPLES, assert_outcome, count_rows, example, post, put
+from helpers import assert_outcome, count_rows, example, post, put
 
 CS = "https://iop.example.org/fhir/CodeSystem"
 STEP = f"{CS}/iop-referral-step"
 PROGRAM = "Organization/iop-org-riverside"
 SETUP = ("Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole")
-
-
-@pytest.fixture
-def program(client):
-    """The IOP's directory entries and staff, and the hospital's clinicians (what a referral points at)."""
-    for file in sorted(EXAMPLES.glob("*.json")):
-        body = json.loads(file.read_text())
-        if body["resourceType"] in SETUP:
-            assert put(client, f"{body['resourceType']}/{body['id']}", body).status_code in (200, 201), file.name
-    return client
 
 
 def referral_bundle(**changes) -> dict:
