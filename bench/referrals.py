@@ -9,9 +9,11 @@ discharge summary DocumentReference, MedicationRequest, ServiceRequest (iop-refe
 (iop-referral-task), every entry a conditional create on a business identifier made unique per request.
 For each referral the service checks the profiles the resources claim, resolves the referral's
 references, checks the Task's owner, transition and uniqueness, and (for subscribers) writes outbox rows.
-The plain Bundle has the same 8 resources and sizes with the referral semantics taken away (no profile
-claims, no requested level of care, a Task with code `approve`), so the difference is the cost of
-profile validation plus the workflow.
+The plain Bundle has the same 8 resources and sizes, the same profile claims on Patient, Condition,
+Coverage, Consent, DocumentReference and MedicationRequest, and the referral semantics taken away (the
+ServiceRequest and Task claim no referral profile, no requested level of care, a Task with code
+`approve`), so the difference is what makes it a referral: the iop-referral and iop-referral-task checks
+plus the workflow.
 
 Targets (issue "step-down referrals"): >= 80 referrals/s, and a referral costing at most 30 % more time
 than the plain transaction.
@@ -80,11 +82,12 @@ def _kept(ref: object, kept: set[str]) -> bool:
 
 
 def plain(bundle: dict) -> dict:
-    """The same resources with the referral semantics removed: no profile claims, not a referral, not a fulfilment."""
+    """The same resources, still claiming their profiles, with the referral semantics removed: the ServiceRequest and
+    Task claim no referral profile, the ServiceRequest asks for no level of care, the Task is not a fulfilment."""
     out = copy.deepcopy(bundle)
     for entry in out["entry"]:
         resource = entry["resource"]
-        if isinstance(resource.get("meta"), dict):
+        if resource["resourceType"] in ("ServiceRequest", "Task") and isinstance(resource.get("meta"), dict):
             resource["meta"].pop("profile", None)
         if resource["resourceType"] == "ServiceRequest":
             resource["extension"] = [e for e in resource["extension"] if not e["url"].startswith(SD + "requested-level-of-care")]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, false, func, select
+from sqlalchemy import Connection, and_, false, func, or_, select
 
 from ..errors import BadRequest, Issue, PreconditionFailed
 from ..tables import resource, sp_reference
@@ -184,17 +184,17 @@ def _follow_back(conn: Connection, revincludes: list[Include], targets: list[Row
 
 
 def fetch(conn: Connection, refs: list[tuple[str, str]]) -> list[Row]:
-    """Current, non-deleted resources for (type, id) pairs, in a stable order."""
+    """Current, non-deleted resources for (type, id) pairs, in a stable order, in one query."""
     by_type: dict[str, set[str]] = {}
     for rtype, rid in refs:
         by_type.setdefault(rtype, set()).add(rid)
+    if not by_type:
+        return []
     R = resource
-    out: list[Row] = []
-    for rtype, ids in sorted(by_type.items()):
-        rows = conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content)
-                            .where(R.c.type == rtype, R.c.id.in_(sorted(ids)), R.c.deleted == false()).order_by(R.c.pk)).all()
-        out.extend(Row(*r) for r in rows)
-    return out
+    wanted = or_(*(and_(R.c.type == rtype, R.c.id.in_(sorted(ids))) for rtype, ids in sorted(by_type.items())))
+    rows = conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content).where(wanted, R.c.deleted == false())
+                        .order_by(R.c.type, R.c.pk)).all()
+    return [Row(*r) for r in rows]
 
 
 # ------------------------------------------------------------------------------- conditional writes

@@ -27,9 +27,28 @@ def ref_text(reference: object) -> str | None:
     return f"{parts[0]}/{parts[1]}" if parts else None
 
 
+def written(unit: Unit) -> dict[str, dict | None]:
+    """What this unit has written so far, 'Type/id' -> current content (None when deleted): no query needed."""
+    cache = memo(unit)
+    if cache.get("written_upto") != len(unit.changes):
+        cache["written"] = {f"{c.stored.type}/{c.stored.id}": (None if c.stored.deleted or c.stored.content is None
+                                                               else json.loads(c.stored.content)) for c in unit.changes}
+        cache["written_upto"] = len(unit.changes)
+    return cache["written"]
+
+
+def created_here(unit: Unit, rtype: str, rid: str) -> bool:
+    """Whether Type/id was created in this unit (so nothing written before the unit can point at it)."""
+    return any(c.interaction == "create" and c.previous is None and c.stored.type == rtype and c.stored.id == rid
+               for c in unit.changes)
+
+
 def read(unit: Unit, reference: object) -> dict | None:
     """The current content a relative reference points at, as this unit sees it."""
     parts = split(reference)
+    own = written(unit)
+    if parts and f"{parts[0]}/{parts[1]}" in own:
+        return own[f"{parts[0]}/{parts[1]}"]
     stored = unit.current(*parts) if parts else None
     if stored is None or stored.deleted or stored.content is None:
         return None
@@ -40,11 +59,13 @@ def read_many(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dic
     """Current contents of several relative references in one query: 'Type/id' -> resource."""
     from .. import search
 
-    wanted = {parts for _, ref in references if (parts := split(ref))}
-    if not wanted:
-        return {}
-    unit.flush()
-    return {f"{row.type}/{row.id}": json.loads(row.content) for row in search.fetch(unit.conn, sorted(wanted))}
+    own = written(unit)
+    found = {key: own[key] for _, ref in references if (key := ref_text(ref)) in own and own[key] is not None}
+    wanted = sorted({parts for _, ref in references if (parts := split(ref)) and f"{parts[0]}/{parts[1]}" not in own})
+    if wanted:
+        unit.flush()
+        found.update((f"{row.type}/{row.id}", json.loads(row.content)) for row in search.fetch(unit.conn, wanted))
+    return found
 
 
 def require_all(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dict]:

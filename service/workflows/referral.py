@@ -40,8 +40,17 @@ def on_service_request(unit: Unit, change: Change) -> None:
     if sr is None or not is_referral(sr):
         return
     _check_referral(unit, sr)
-    if not unit.find("Task", f"focus=ServiceRequest/{sr['id']}", limit=1):
+    if not _tasks_of(unit, sr):
         interactions.create(unit, _new_task(unit, sr))
+
+
+def _tasks_of(unit: Unit, sr: dict) -> list[dict]:
+    """The Tasks whose focus is this referral (for a referral created in this unit, only the unit's own writes)."""
+    focus = f"ServiceRequest/{sr['id']}"
+    if records.created_here(unit, "ServiceRequest", sr["id"]):
+        return [r for r in records.written(unit).values()
+                if r and r["resourceType"] == "Task" and records.ref_text(r.get("focus")) == focus]
+    return [json.loads(row.content) for row in unit.find("Task", f"focus={focus}", limit=20)]
 
 
 def _check_referral(unit: Unit, sr: dict) -> None:
@@ -132,14 +141,13 @@ FINAL = ("rejected", "cancelled", "failed", "completed", "entered-in-error")
 
 def _one_task_per_referral(unit: Unit, task: dict, sr: dict) -> None:
     """The referrer's own Task replaces the one we made for a ServiceRequest that came first, alone."""
-    for row in unit.find("Task", f"focus=ServiceRequest/{sr['id']}", limit=20):
-        other = json.loads(row.content)
-        if row.id == task["id"] or other.get("status") in FINAL:
+    for other in _tasks_of(unit, sr):
+        if other["id"] == task["id"] or other.get("status") in FINAL:
             continue
         if _made_here(other, sr) and other.get("status") == "requested":
-            interactions.delete(unit, "Task", row.id)
+            interactions.delete(unit, "Task", other["id"])
         elif not _made_here(task, sr):
-            raise Unprocessable(f"ServiceRequest/{sr['id']} already has a live fulfilment Task/{row.id}; update that Task "
+            raise Unprocessable(f"ServiceRequest/{sr['id']} already has a live fulfilment Task/{other['id']}; update that Task "
                                 "instead", code="duplicate", expression="Task.focus")
 
 
