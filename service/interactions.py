@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from . import conformance, dates, repository, search, validation
+from .access import DEVELOPMENT, Access
 from .db import Database, KeyBlock
 from .errors import BadRequest, Conflict, Gone, Issue, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
 from .repository import Batch, Stored
@@ -46,6 +47,7 @@ class Options:
     max_depth: int = 64
     required_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type -> profile URLs of ours
     manage_conformance: bool = False  # only the start-up loader writes our own profiles and value sets
+    access: Access = DEVELOPMENT  # who is writing (service/access.py); the server's own work is DEVELOPMENT
     server_write: bool = False  # the server's own bookkeeping (the outbox worker activating a Subscription), not a client
 
 

@@ -10,7 +10,22 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
-from . import auth, bundles, capability, dates, elements, fhir, history, interactions, operations, repository, search, transaction, wire
+from . import (
+    access,
+    auth,
+    bundles,
+    capability,
+    dates,
+    elements,
+    fhir,
+    history,
+    interactions,
+    operations,
+    repository,
+    search,
+    transaction,
+    wire,
+)
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Gone, Issue, NotFound, PreconditionFailed, UnsupportedMediaType, informational, outcome
@@ -52,7 +67,8 @@ def valid_id(rid: str) -> str:
 
 def write_options() -> interactions.Options:
     """The write path's options for this request."""
-    return interactions.Options(wire.base_url(), settings()["MAX_JSON_DEPTH"], current_app.extensions["iop.required_profiles"])
+    return interactions.Options(wire.base_url(), settings()["MAX_JSON_DEPTH"], current_app.extensions["iop.required_profiles"],
+                                access=access.current())
 
 
 def write(work) -> Result:
