@@ -152,11 +152,36 @@ def _answer(unit: Unit, message: Message, entries: list[transaction.Entry], rece
     owner = resource.get("owner") if focus.type == "Task" else None
     if isinstance(owner, dict) and _RELATIVE.match(owner.get("reference", "")):  # BSeR: the sender is the referral recipient
         header["sender"] = dict(owner, reference=f"{base}/{owner['reference']}")
-    bundle = {"resourceType": "Bundle", "id": bundle_id, "identifier": {"system": RESPONSE_SID, "value": receipt_id},
-              "type": "message", "timestamp": dates.instant(unit.now),
+    bundle = {"resourceType": "Bundle", "id": bundle_id, "meta": _high_water_mark(None, [{"resource": resource}]),
+              "identifier": {"system": RESPONSE_SID, "value": receipt_id}, "type": "message", "timestamp": dates.instant(unit.now),
               "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header},
                         {"fullUrl": f"{base}/{focus.type}/{focus.id}", "resource": resource}]}
     reply.text = interactions.create(unit, bundle, rid=bundle_id).stored.content
+
+
+# Bundle-level labels: the most restrictive confidentiality and the policy of what is inside. DS4P: privacy-revealing
+# sensitivity, obligation and refrain codes (SUD, NORDSCLCD) stay on the entries, not on the Bundle.
+# http://hl7.org/fhir/uv/security-label-ds4p (domain brief §5.2)
+_HIGH_WATER = {("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"),
+               ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "42CFRPart2")}
+
+
+def _high_water_mark(meta: object, entries: list[dict]) -> dict:
+    """The stored Bundle's meta: the sender's, plus R and 42CFRPart2 when any entry carries them."""
+    out = dict(meta) if isinstance(meta, dict) else {}
+    labels = list(out.get("security", [])) if isinstance(out.get("security"), list) else []
+    have = {(lab.get("system"), lab.get("code")) for lab in labels if isinstance(lab, dict)}
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        meta_ = resource.get("meta") if isinstance(resource, dict) else None
+        for lab in (meta_ or {}).get("security", []) if isinstance(meta_, dict) else []:
+            key = (lab.get("system"), lab.get("code")) if isinstance(lab, dict) else None
+            if key in _HIGH_WATER and key not in have:
+                labels.append({"system": key[0], "code": key[1], "display": lab.get("display", key[1])})
+                have.add(key)
+    if labels:
+        out["security"] = labels
+    return out
 
 
 def _stored_focus(unit: Unit, message: Message, entries: list[transaction.Entry]) -> repository.Stored:
@@ -206,6 +231,7 @@ def check(body: object, options: interactions.Options, settings: dict) -> Messag
     _check_references(entries, options.base_url)
     endpoint = header["source"]["endpoint"]
     receipt = dict(body, identifier={"system": endpoint, "value": header["id"]})
+    receipt["meta"] = _high_water_mark(body.get("meta"), entries)
     return Message(entries, header, receipt, _token_query("identifier", endpoint, header["id"]), focus)
 
 

@@ -368,3 +368,15 @@ def test_a_refused_message_can_be_corrected_and_sent_again_with_the_same_id(clie
     assert count_rows(app) == directory
     resp = process(client, message())
     assert resp.status_code == 200 and header_of(resp.get_json())["response"]["code"] == "ok"
+
+
+def test_the_stored_message_and_response_carry_the_part2_high_water_mark(program):
+    """The receipt and response Bundles hold Part 2 data: R and 42CFRPart2 at Bundle level (DS4P), not SUD/NORDSCLCD."""
+    client = program
+    message = example("referral-message.json")
+    assert post(client, "$process-message", message).status_code == 200
+    bundles = [e["resource"] for e in client.get("/fhir/Bundle").get_json()["entry"]]
+    assert len(bundles) == 2
+    for bundle in bundles:
+        codes = {label["code"] for label in bundle["meta"]["security"]}
+        assert codes == {"R", "42CFRPart2"}, bundle["meta"]
