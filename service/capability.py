@@ -21,15 +21,15 @@ _STARTED = dates.instant(dates.utcnow())
 
 
 @cache
-def statement_json(base_url: str) -> str:
+def statement_json(base_url: str, secured: bool = False) -> str:
     """The CapabilityStatement as JSON text."""
-    return json.dumps(statement(base_url), separators=(",", ":"))
+    return json.dumps(statement(base_url, secured), separators=(",", ":"))
 
 
-def statement(base_url: str) -> dict:
-    """The CapabilityStatement of this server at `base_url`."""
+def statement(base_url: str, secured: bool = False) -> dict:
+    """The CapabilityStatement of this server at `base_url`; `secured`: auth is on (rest.security says how)."""
     t = tables()
-    return {
+    cap = {
         "resourceType": "CapabilityStatement",
         "id": "iop-fhir-server",
         "url": f"{base_url}/metadata",
@@ -52,6 +52,26 @@ def statement(base_url: str) -> dict:
             "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
             "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items() if name not in TASK_OPERATIONS],
         }],
+    }
+    if secured:  # with IOP_AUTH=off nothing is required, and clients such as fhirclient would wait for an authorization
+        cap["rest"][0] = {"mode": "server", "security": _security(base_url), **cap["rest"][0]}
+    return cap
+
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def _security(base_url: str) -> dict:
+    """SMART Backend Services (https://hl7.org/fhir/smart-app-launch/conformance.html); the oauth-uris
+    extension is the pre-discovery way to find the token endpoint that many clients still read."""
+    token = base_url.removesuffix("/fhir") + "/auth/token"
+    return {
+        "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token}]}],
+        "cors": False,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}],
+                     "text": "SMART Backend Services: client_credentials with a private_key_jwt assertion (RS384, ES384)"}],
+        "description": f"Access tokens from {token} (discovery: {base_url}/.well-known/smart-configuration); "
+                       "scopes system/<Type|*>.<cruds> are enforced on every interaction.",
     }
 
 

@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///instance/iop.db",
     "AUTH": "on",
+    "TOKEN_SECRET": None,  # HS256 secret of access tokens; unset: one drawn at random, stored in the database
+    "TOKEN_LIFETIME": 300,  # seconds an access token lives (at most 300)
     "BASE_URL": None,
     "MAX_BODY_BYTES": 32 * 1024 * 1024,
     "MAX_JSON_DEPTH": 64,
@@ -49,6 +51,8 @@ class ConfigSchema(Schema):
 
     DATABASE_URL = fields.String(required=True, validate=validate.Regexp(r"^(sqlite|postgresql)(\+\w+)?://"))
     AUTH = fields.String(required=True, validate=validate.OneOf(["on", "off"]))
+    TOKEN_SECRET = fields.String(allow_none=True, validate=validate.Length(min=32))
+    TOKEN_LIFETIME = fields.Integer(validate=validate.Range(min=1, max=300))
     BASE_URL = fields.Url(allow_none=True, require_tld=False, schemes={"http", "https"})
     MAX_BODY_BYTES = fields.Integer(validate=validate.Range(min=1024))
     MAX_JSON_DEPTH = fields.Integer(validate=validate.Range(min=8, max=512))

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, conformance, history, interactions, messaging, repository, search, terminology_ops, validation, wire
+from . import bundles, conformance, history, interactions, messaging, repository, scopes, search, terminology_ops, validation, wire
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Issue, NotFound, outcome
@@ -153,6 +153,7 @@ def everything(pid: str) -> Response:
     unknown = [t for t in types if t not in tables().resource_types]
     if unknown:
         raise BadRequest(f"Unknown resource type '{unknown[0]}' in _type", expression="_type")
+    types = scopes.readable_types(types, tables().resource_types)  # only the types the client may read
     since = history.parse_since(args.get("_since"))
     after = wire.int_param("_cursor", args.get("_cursor"))
     with get_db().read() as conn:

@@ -22,6 +22,7 @@ from . import (
     interactions,
     operations,
     repository,
+    scopes,
     search,
     transaction,
     wire,
@@ -38,6 +39,7 @@ bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 def _before() -> None:
     g.mime = wire.negotiate(request)
     auth.check(request)
+    scopes.check_request(request)
 
 
 @bp.after_request
@@ -107,7 +109,7 @@ def _outcome_text(text: str) -> str:
 # ------------------------------------------------------------------------------- system level
 @bp.get("/metadata")
 def metadata() -> Response:
-    return wire.respond(capability.statement_json(wire.base_url()))
+    return wire.respond(capability.statement_json(wire.base_url(), settings()["AUTH"] == "on"))
 
 
 @bp.post("/")
@@ -314,8 +316,9 @@ def searchset(base: str, rtype: str, req: search.SearchRequest, page: search.Pag
         return elements.subset(row.content, req.summary, req.elements) if elements.wanted(req.summary, req.elements) else row.content
 
     entries = [bundles.entry(f"{base}/{r.type}/{r.id}", serve(r), search_mode="match") for r in page.matches]
-    entries += [bundles.entry(f"{base}/{r.type}/{r.id}", serve(r), search_mode="include") for r in page.included]
-    warnings = list(page.warnings) + [Issue("warning", "not-supported", f"Search parameter '{n}' is not known and was ignored", n)
+    included, hidden = scopes.readable_rows(page.included)
+    entries += [bundles.entry(f"{base}/{r.type}/{r.id}", serve(r), search_mode="include") for r in included]
+    warnings = list(page.warnings) + hidden + [Issue("warning", "not-supported", f"Search parameter '{n}' is not known and was ignored", n)
                                       for n in req.ignored]
     if warnings:
         entries.append(bundles.entry(None, json.dumps(outcome(warnings)), search_mode="outcome"))

@@ -153,3 +153,43 @@ sync_cursor = Table(
     Column("last_error", Text),
     Column("last_error_at", DateTime),
 )
+
+# ------------------------------------------------------------------------------- authorization (migration 0003)
+# Clients registered by an operator (`flask clients register`): their keys (inline JWKS or a JWKS URL), the
+# scopes they may be granted, the organization they act for; status active | disabled.
+auth_client = Table(
+    "auth_client", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("jwks", Text),
+    Column("jwks_url", Text),
+    Column("scopes", Text, nullable=False),
+    Column("organization", String(100)),
+    Column("internal", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created", DateTime, nullable=False),
+)
+
+# Client assertion ids seen, kept until the assertion expires (a replayed jti is refused).
+auth_jti = Table(
+    "auth_jti", metadata,
+    Column("client_id", String(64), nullable=False),
+    Column("jti", String(255), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    UniqueConstraint("client_id", "jti", name="uq_auth_jti"),
+    Index("ix_auth_jti_expires", "expires_at"),
+)
+
+# The access-token signing secret when IOP_TOKEN_SECRET is not set: drawn once, shared by all workers.
+auth_secret = Table(
+    "auth_secret", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# The client that created a Subscription: its notifications carry full resources only while it may read them.
+subscription_client = Table(
+    "subscription_client", metadata,
+    Column("subscription_id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from . import bundles, dates, interactions, references, repository, search, validation
+from . import bundles, dates, interactions, references, repository, scopes, search, validation
 from .db import Database
 from .definitions import tables
 from .errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, RetryableConflict, informational, outcome
@@ -61,6 +61,9 @@ def process(db: Database, body: object, prefer: Prefer, options: interactions.Op
     base = options.base_url
     bundle_type, raw_entries = _check_bundle(body, settings["MAX_BUNDLE_ENTRIES"], options.max_depth)
     entries = [_parse_entry(i, e, base) for i, e in enumerate(raw_entries)]
+    if bundle_type == "transaction":  # all or nothing: one entry beyond the client's scopes refuses the whole Bundle
+        for entry in entries:
+            _check_scope(entry)
     if bundle_type == "batch":
         with interactions.unit_of_work(db, options) as unit:
             for entry in entries:
@@ -374,7 +377,12 @@ def _error_entry(status: int, issues: list[tuple[str, str, str]]) -> str:
     return bundles.entry(None, response={"status": status_line(status), "outcome": json.dumps(body)})
 
 
+def _check_scope(e: Entry) -> None:
+    scopes.entry(e.method, e.url, e.rtype, e.rid, e.query, bool(e.if_none_exist), e.where)
+
+
 def _batch_execute(unit: Unit, e: Entry, prefer: Prefer, base: str, settings: dict) -> None:
+    _check_scope(e)  # a batch entry beyond the client's scopes gets its own 403
     if e.source is not None and _has_placeholder(e.source):
         raise BadRequest("Entries of a batch cannot reference each other by urn:uuid; use a transaction", code="not-found")
     if e.method == "POST":

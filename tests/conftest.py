@@ -143,3 +143,8 @@ def program(client):
         if body["resourceType"] in PROGRAM_SETUP:
             assert put(client, f"{body['resourceType']}/{body['id']}", body).status_code in (200, 201), file.name
     return client
+
+
+# ------------------------------------------------------------------------------- authorization (issue 7)
+# auth_app (IOP_AUTH on, same database) and auth_client: see tests/auth_helpers.py.
+from auth_helpers import auth_app, auth_client  # noqa: E402, F401
