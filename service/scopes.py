@@ -56,7 +56,7 @@ def check_request(req: Request) -> None:
     if view == "system_history":
         return require("*", "s", "System history")
     if view == "operation_or_create":
-        return operation(None, name) if name.startswith("$") else create(name, req)
+        return operation(None, name, req) if name.startswith("$") else create(name, req)
     if view in ("read", "type_operation", "instance_operation"):
         if view == "read" and not rid.startswith("$"):
             return read(rtype)
