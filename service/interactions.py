@@ -20,7 +20,7 @@ import jsonpatch
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from . import conformance, dates, repository, search, validation
+from . import conformance, dates, privacy, repository, search, validation
 from .access import DEVELOPMENT, Access
 from .db import Database, KeyBlock
 from .errors import BadRequest, Conflict, Gone, Issue, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
@@ -138,8 +138,9 @@ def _is_serialization_failure(err: DBAPIError) -> bool:
 
 
 # ------------------------------------------------------------------------------- preparing content
-def prepare(unit: Unit, resource: dict, rid: str, version: int) -> tuple[str, dict]:
-    """Set id and meta, validate the final form, and serialise it: (JSON text to store, final dict)."""
+def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | None = None) -> tuple[str, dict]:
+    """Set id and meta, validate the final form, add the creator stamp and 42 CFR Part 2 labels (privacy.on_write),
+    and serialise it: (JSON text to store, final dict)."""
     given = resource.get("meta", {})
     meta = {"versionId": str(version), "lastUpdated": dates.instant(unit.now)}
     if isinstance(given, dict):
@@ -155,6 +156,7 @@ def prepare(unit: Unit, resource: dict, rid: str, version: int) -> tuple[str, di
     errors = [i for i in profile_issues(final, unit.options.required_profiles) if i.severity in ("error", "fatal")]
     if errors:  # a profile or program rule: 422 (http.html#create)
         raise Unprocessable(errors[0].diagnostics, issues=errors)
+    privacy.on_write(unit, final, prior)  # after validation: the profiles judge what the client sent
     return json.dumps(final, ensure_ascii=False, separators=(",", ":")), final
 
 
@@ -222,15 +224,16 @@ def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | 
     if resource.get("id") != rid:
         raise BadRequest(f"The resource id '{resource.get('id')}' must equal the id in the URL '{rid}'", expression=f"{rtype}.id")
     prior = unit.current(rtype, rid, lock=True)
+    privacy.check_write(unit, prior)
     _check_if_match(prior, if_match, rtype, rid)
     if prior is None:
-        content, final = prepare(unit, resource, rid, 1)
+        content, final = prepare(unit, resource, rid, 1, prior)
         stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT", unit.new_key())
         unit.changes.append(Change("create", stored, None))
         return Result(stored, 201)
-    if not prior.deleted and _same_content(prior, dict(resource, id=rid)):
+    if not prior.deleted and _same_content(prior, privacy.restored(dict(resource, id=rid), prior)):
         return Result(prior, 200)  # a no-op update makes no new version (an idempotent resend)
-    content, final = prepare(unit, resource, rid, prior.version + 1)
+    content, final = prepare(unit, resource, rid, prior.version + 1, prior)
     stored = repository.replace(unit.conn, unit.batch, prior, content, final, unit.now, "PUT")
     unit.changes.append(Change("create" if prior.deleted else "update", stored, prior))
     return Result(stored, 201 if prior.deleted else 200)
@@ -286,6 +289,7 @@ def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
     prior = unit.current(rtype, rid, lock=True)
     if prior is None:
         raise NotFound(f"{rtype}/{rid} is not known")
+    privacy.check_write(unit, prior)
     if prior.deleted:
         return None
     if prior.type in CONFORMANCE_TYPES and prior.content:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, conformance, history, interactions, messaging, repository, scopes, search, terminology_ops, validation, wire
+from . import bundles, conformance, history, interactions, messaging, privacy, repository, scopes, search, terminology_ops, validation, wire
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Issue, NotFound, outcome
@@ -160,17 +160,22 @@ def everything(pid: str) -> Response:
         patient = repository.current(conn, "Patient", pid)
         if patient is None or patient.deleted:
             raise NotFound(f"Patient/{pid} is not known")
+        privacy.check_read(conn, patient)  # 404 / 403 for an outside client, as a read
         head = [_patient_row(patient)] if after is None and _selected(patient, types, since) else []
         rows = head + _compartment_page(conn, patient.pk, pid, types, since, after, max(count, 1) - len(head))
-    more = len(rows) > count
-    rows = rows[:count]
-    entries = [bundles.entry(f"{base}/{r.type}/{r.id}", r.content, search_mode="match") for r in rows]
+        more = len(rows) > count
+        rows, last = rows[:count], rows[count - 1] if more else None  # the cursor is taken before screening
+        shown = privacy.Screened()
+        kept = privacy.screen(conn, rows, shown)
+    entries = [bundles.entry(f"{base}/{r.type}/{r.id}", r.content, search_mode="match") for r in kept]
+    if shown.issues():
+        entries.append(bundles.entry(None, json.dumps(outcome(shown.issues())), search_mode="outcome"))
     keep = [(k, v) for k, v in args.items(multi=True) if k in ("_count", "_type", "_since", "_format")]
     url = f"{base}/Patient/{pid}/$everything"
     links = [("self", f"{url}?{urlencode(keep + ([('_cursor', str(after))] if after is not None else []))}".rstrip("?"))]
-    if more and rows:
-        links.append(("next", f"{url}?{urlencode(keep + [('_cursor', str(rows[-1].pk))])}"))
-    return wire.respond(bundles.bundle("searchset", entries, links=links))
+    if more and last is not None:
+        links.append(("next", f"{url}?{urlencode(keep + [('_cursor', str(last.pk))])}"))
+    return wire.respond(shown.mark(bundles.bundle("searchset", entries, links=links)))
 
 
 def _patient_row(patient: repository.Stored) -> search.Row:

@@ -21,6 +21,7 @@ from . import (
     history,
     interactions,
     operations,
+    privacy,
     repository,
     scopes,
     search,
@@ -211,15 +212,16 @@ def read(rtype: str, rid: str) -> Response:
         return operations.type_level(rtype, rid)
     with get_db().read() as conn:
         stored = repository.current(conn, rtype, valid_id(rid))
+        notice = privacy.check_read(conn, stored)  # 404 not yours, 403 Part 2 without consent (service/privacy.py)
     if stored is None:
         raise NotFound(f"{rtype}/{rid} is not known")
     if stored.deleted:
         raise Gone(f"{rtype}/{rid} has been deleted", headers=wire.version_headers(stored, ""))
-    return _serve_version(stored)
+    return _serve_version(stored, notice)
 
 
-def _serve_version(stored: repository.Stored) -> Response:
-    headers = wire.version_headers(stored, "")  # no Location on a read, so no base URL to work out
+def _serve_version(stored: repository.Stored, notice: dict | None = None) -> Response:
+    headers = wire.version_headers(stored, "") | (notice or {})  # no Location on a read, so no base URL to work out
     inm = request.headers.get("If-None-Match")
     if inm and interactions.parse_etag(inm) == str(stored.version):
         return wire.respond(None, 304, headers)
@@ -272,8 +274,10 @@ def instance_history(rtype: str, rid: str) -> Response:
     known_type(rtype)
     valid_id(rid)
     with get_db().read() as conn:
-        if repository.current(conn, rtype, rid) is None:
+        current = repository.current(conn, rtype, rid)
+        if current is None:
             raise NotFound(f"{rtype}/{rid} is not known")
+        privacy.check_read(conn, current)
     return _history(rtype, rid)
 
 
@@ -285,11 +289,12 @@ def vread(rtype: str, rid: str, vid: str) -> Response:
         raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
     with get_db().read() as conn:
         stored = repository.version(conn, rtype, rid, int(vid))
+        notice = privacy.check_read(conn, stored)
     if stored is None:
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
     if stored.deleted:
         raise Gone(f"Version {vid} of {rtype}/{rid} is a deletion", headers=wire.version_headers(stored, ""))
-    return _serve_version(stored)
+    return _serve_version(stored, notice)
 
 
 @bp.route("/<rtype>/<rid>/<name>", methods=["GET", "POST"])
@@ -307,7 +312,8 @@ def _search(rtype: str, args: list[tuple[str, str]]) -> Response:
     req = search.parse(rtype, args, default_count=s["PAGE_SIZE"], max_count=s["MAX_PAGE_SIZE"], strict=wire.prefer(request).strict)
     with get_db().read() as conn:
         page = search.run(conn, req, base, s["MAX_INCLUDES"])
-    return wire.respond(searchset(base, rtype, req, page))
+        shown = privacy.screen_page(conn, page)  # what an outside client may not have is left out
+    return wire.respond(shown.mark(searchset(base, rtype, req, page)))
 
 
 def searchset(base: str, rtype: str, req: search.SearchRequest, page: search.Page) -> str:
@@ -348,6 +354,9 @@ def _history(rtype: str | None = None, rid: str | None = None) -> Response:
     before, after = _int_arg("_before"), _int_arg("_after")
     with get_db().read() as conn:
         hp = history.page(conn, rtype=rtype, rid=rid, since=since, count=count, before=before, after=after)
+        shown = privacy.Screened()
+        hp.versions = privacy.screen(conn, hp.versions, shown)
+        hp.total = hp.total if not privacy.is_outside() else None  # a total would count what was withheld
     entries = [_history_entry(base, v) for v in hp.versions]
     path = "/".join(p for p in (rtype, rid, "_history") if p)
     keep = [(k, v) for k, v in args.items(multi=True) if k in ("_count", "_since", "_format")]
@@ -357,7 +366,12 @@ def _history(rtype: str | None = None, rid: str | None = None) -> Response:
         links.append(("previous", _url(url, keep + [("_after", str(hp.previous_cursor))])))
     if hp.next_cursor:
         links.append(("next", _url(url, keep + [("_before", str(hp.next_cursor))])))
-    return wire.respond(bundles.bundle("history", entries, total=hp.total, links=links))
+    return wire.respond(shown.mark(bundles.bundle("history", entries, total=hp.total, links=links)), headers=_notice(shown))
+
+
+def _notice(shown: privacy.Screened) -> dict[str, str] | None:
+    """The §2.32 notice of a history Bundle (which has no room for an OperationOutcome entry) as a header."""
+    return {privacy.NOTICE_HEADER: " ".join(i.diagnostics for i in shown.issues())} if shown.consents else None
 
 
 def _url(url: str, params: list[tuple[str, str]]) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, false, func, select
 
-from . import dates, notifications, outbox, topics
+from . import dates, notifications, outbox, privacy, topics
 from .errors import Unprocessable
 from .interactions import Change, Unit
 from .repository import Stored
@@ -68,6 +68,7 @@ class Subscription:
     heartbeat: int | None
     timeout: int | None
     end: datetime | None
+    source: str | None = None  # meta.source: who created it (privacy.payload_content)
 
     def live(self, at: datetime) -> bool:
         """Whether events count for it (active, or in error: the IG keeps counting while delivery is broken)."""
@@ -86,7 +87,7 @@ def read(res: dict) -> Subscription:
                         _endpoint(channel), _headers(channel), _content(channel),
                         _seconds(channel, HEARTBEAT_EXT, "heartbeat period", MIN_HEARTBEAT, 2**31 - 1),
                         _seconds(channel, TIMEOUT_EXT, "timeout", 1, MAX_TIMEOUT),
-                        dates.parse_range(end)[0] if isinstance(end, str) else None)
+                        dates.parse_range(end)[0] if isinstance(end, str) else None, (res.get("meta") or {}).get("source"))
 
 
 def _criteria(res: dict) -> tuple[topics.Topic, tuple[Criterion, ...]]:
@@ -310,7 +311,8 @@ def _matching(unit: Unit, live: list[Subscription], change: Change) -> Iterable[
 
 def _event_row(unit: Unit, sub: Subscription, change: Change, number: int, base_url: str) -> dict:
     event = notifications.Event(number, change.interaction, change.stored)
-    status = notifications.Status(base_url, sub.id, sub.topic.url, sub.status, number, sub.content)
+    content = privacy.payload_content(unit.conn, sub.source, change.stored, sub.content)  # an outside subscriber's view
+    status = notifications.Status(base_url, sub.id, sub.topic.url, sub.status, number, content)
     payload = notifications.notification(status, "event-notification", unit.now, event)
     focus = f"{change.stored.type}/{change.stored.id}"
     return outbox.row(CHANNEL, f"Subscription/{sub.id}", "event-notification", f"Subscription/{sub.id}|{focus}",

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from . import bundles, dates, interactions, references, repository, scopes, search, validation
+from . import bundles, dates, interactions, privacy, references, repository, scopes, search, validation
 from .db import Database
 from .definitions import tables
 from .errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, RetryableConflict, informational, outcome
@@ -328,6 +328,7 @@ def _read_entry(unit: Unit, e: Entry, base: str, settings: dict) -> str:
             else repository.current(unit.conn, e.rtype, e.rid)
         if stored is None:
             raise NotFound(f"{e.rtype}/{e.rid} is not known")
+        privacy.check_read(unit.conn, stored)  # 404 / 403 for an outside client, as a REST read
         if stored.deleted:
             raise Gone(f"{e.rtype}/{e.rid} has been deleted")
         response = {"status": status_line(200), "etag": stored.etag, "lastModified": dates.instant(stored.last_updated)}
@@ -343,7 +344,8 @@ def _search_entry(unit: Unit, e: Entry, base: str, settings: dict) -> str:
     args = parse_qsl(e.query or "", keep_blank_values=True)
     req = search.parse(e.rtype or "", args, default_count=settings["PAGE_SIZE"], max_count=settings["MAX_PAGE_SIZE"], strict=False)
     page = search.run(unit.conn, req, base, settings["MAX_INCLUDES"])
-    return bundles.entry(None, searchset(base, e.rtype or "", req, page), response={"status": status_line(200)})
+    shown = privacy.screen_page(unit.conn, page)
+    return bundles.entry(None, shown.mark(searchset(base, e.rtype or "", req, page)), response={"status": status_line(200)})
 
 
 # ------------------------------------------------------------------------------- batch
