@@ -40,6 +40,7 @@ class Workload:
     method: str
     paths: tuple[str, ...]
     body: str | None = None  # TOKEN in it is replaced by a unique value per request
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (e.g. Authorization)
 
 
 def engine(requested: str | None = None) -> str:
@@ -70,7 +71,7 @@ def _wrk(base: str, w: Workload, seconds: float, connections: int) -> dict:
         paths, body = Path(tmp, "paths"), Path(tmp, "body")
         paths.write_text("\n".join(w.paths) + "\n")
         env = dict(os.environ, BENCH_METHOD=w.method, BENCH_PATHS=str(paths), BENCH_RUN=f"{w.name}{random.randrange(10**9)}",
-                   BENCH_BODY="")
+                   BENCH_BODY="", BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in w.headers))
         if w.body is not None:
             body.write_text(w.body)
             env["BENCH_BODY"] = str(body)
@@ -126,7 +127,7 @@ def _client_process(job: tuple) -> tuple[list[float], int]:
         conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
         rnd, lat, errors, n = random.Random(), [], 0, 0
         prefix = f"py{k}x{t}x{random.randrange(10**9)}-"
-        headers = {"Accept": "application/fhir+json"}
+        headers = {"Accept": "application/fhir+json", **dict(w.headers)}
         if w.body is not None:
             headers["Content-Type"] = "application/fhir+json"
         while time.time() < start:

@@ -34,10 +34,11 @@ def check(req: Request) -> None:
         raise _refused("invalid_token" if token else None,
                        "An access token was given but is not valid or has expired: get a new one from the token endpoint"
                        if token else "This server requires authorization: send Authorization: Bearer <access token>")
-    client = clients.find(claims.client_id)
-    if client is None or not client.active:
+    client = clients.standing(claims.client_id)  # looked up on each request: a disabled client is refused at once
+    if client is None or not client[0]:
         raise _refused("invalid_token", "The access token's client is disabled or no longer registered")
-    access.set_current(access.Access(client.client_id, _scopes(claims.scope), client.organization, client.internal, _purpose(req)))
+    _, organization, internal = client
+    access.set_current(access.Access(claims.client_id, _scopes(claims.scope), organization, internal, _purpose(req)))
 
 
 def _bearer(header: str) -> str | None:

@@ -23,6 +23,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from sqlalchemy import Connection, insert, select, update
 
 from . import access, dates
+from . import standing as _standing
 from .db import get_db
 from .tables import auth_client
 
@@ -63,6 +64,11 @@ def get(conn: Connection, client_id: str) -> Client | None:
 def find(client_id: str) -> Client | None:
     with get_db().read() as conn:
         return get(conn, client_id)
+
+
+def standing(client_id: str) -> tuple[bool, str | None, bool] | None:
+    """(active, organization, internal) of a client, or None: the check of every authorized request (standing.py)."""
+    return _standing.lookup(get_db(), client_id)
 
 
 def all_clients(conn: Connection) -> list[Client]:
@@ -181,11 +187,15 @@ def register(conn: Connection, data: dict) -> str:
         client_id=client_id, name=clean["name"], jwks=json.dumps(clean["jwks"]) if clean["jwks"] else None,
         jwks_url=clean["jwks_url"], scopes=scopes, organization=clean["organization"], internal=clean["internal"],
         status=ACTIVE, created=dates.utcnow()))
+    _standing.changed(conn)
     return client_id
 
 
 def set_status(conn: Connection, client_id: str, status: str) -> bool:
-    return conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(status=status)).rowcount == 1
+    """Change a client's status; every process forgets what it knew about clients when the transaction commits."""
+    done = conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(status=status)).rowcount == 1
+    _standing.changed(conn)
+    return done
 
 
 # ------------------------------------------------------------------------------- commands

@@ -11,9 +11,11 @@ https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 from __future__ import annotations
 
 from flask import Request
+from sqlalchemy import Connection, delete, select
 
-from . import access, wire
+from . import access, clients, outbox, wire
 from .errors import BadRequest, Forbidden, Issue
+from .tables import subscription_client
 
 # Reading and searching these needs no scope (writing them does).
 DEFINITIONAL = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap", "OperationDefinition", "SearchParameter",
@@ -147,3 +149,26 @@ def _describe(view: str, rtype: str) -> str:
             "conditional_update": f"Conditional update of {rtype}", "conditional_delete": f"Conditional delete of {rtype}",
             "conditional_patch": f"Conditional patch of {rtype}", "update": f"Updating {rtype}", "patch": f"Patching {rtype}",
             "delete": f"Deleting {rtype}", "instance_history": f"The history of a {rtype}", "vread": f"Reading {rtype}"}[view]
+
+
+# ------------------------------------------------------------------------------- Subscription notifications
+def subscription_created(conn: Connection, sid: str, who: access.Access) -> None:
+    """Remember the client that created a Subscription: its notifications follow that client's scopes."""
+    if who.client_id is None:  # created with auth off (development, the operator's tools): no client to follow
+        conn.execute(delete(subscription_client).where(subscription_client.c.subscription_id == sid))
+        return
+    conn.execute(outbox.upsert(conn, subscription_client, {"subscription_id": sid, "client_id": who.client_id},
+                               ["subscription_id"], {"client_id": who.client_id}))
+
+
+def payload_content(conn: Connection, sid: str, content: str) -> str:
+    """full-resource only while the Subscription's client may still read Tasks (registered scopes, active); else id-only."""
+    if content != "full-resource":
+        return content
+    client_id = conn.execute(select(subscription_client.c.client_id).where(subscription_client.c.subscription_id == sid)).scalar()
+    if client_id is None:
+        return content
+    client = clients.get(conn, client_id)
+    if client is None or not client.active or not access.Access(client_id, access.parse_scopes(client.scopes)).allows("Task", "r"):
+        return "id-only"
+    return content

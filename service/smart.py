@@ -201,12 +201,28 @@ def issue(client_id: str, scope: str, lifetime: int) -> str:
 
 
 def verify(token: str) -> TokenClaims | None:
-    """The claims of a valid, unexpired access token of ours, else None."""
+    """The claims of a valid, unexpired access token of ours, else None.
+
+    A token verified once is remembered (by its full text, with its expiry) so that a client's later
+    requests cost a dictionary lookup instead of an HMAC and JSON parsing; expiry is checked every time.
+    """
+    secret = token_secret()
+    hit = _verified.get(token)
+    if hit is not None and hit[0] is secret:
+        return hit[2] if time.time() < hit[1] else None
     try:
-        claims = jwt.decode(token, token_secret(), algorithms=[TOKEN_ALG], options={"require": ["sub", "exp", "scope"]})
+        claims = jwt.decode(token, secret, algorithms=[TOKEN_ALG], options={"require": ["sub", "exp", "scope"]})
     except jwt.PyJWTError:
         return None
-    return TokenClaims(claims["sub"], claims["scope"])
+    if len(_verified) >= VERIFIED_MAX:
+        _verified.clear()  # crude but bounded: tokens live 5 minutes at most, so live ones are soon back
+    result = TokenClaims(claims["sub"], claims["scope"])
+    _verified[token] = (secret, claims["exp"], result)
+    return result
+
+
+VERIFIED_MAX = 10000
+_verified: dict[str, tuple[bytes, float, TokenClaims]] = {}
 
 
 def token_secret() -> bytes:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, false, func, select
 
-from . import dates, notifications, outbox, privacy, topics
+from . import dates, notifications, outbox, privacy, scopes, topics
 from .errors import Unprocessable
 from .interactions import Change, Unit
 from .repository import Stored
@@ -255,6 +255,7 @@ def _subscriptions_written(unit: Unit, written: list[Change]) -> None:
             _check_status(sub, change.previous)
         if change.interaction == "create":  # a new Subscription (or one created again after a delete) starts at 0
             _state_reset(unit.conn, sub.id, unit.options.base_url, unit.now)
+            scopes.subscription_created(unit.conn, sub.id, unit.options.access)
         if sub.status == "requested" and not unit.options.server_write:
             _handshake(unit, sub)
 
@@ -312,6 +313,7 @@ def _matching(unit: Unit, live: list[Subscription], change: Change) -> Iterable[
 def _event_row(unit: Unit, sub: Subscription, change: Change, number: int, base_url: str) -> dict:
     event = notifications.Event(number, change.interaction, change.stored)
     content = privacy.payload_content(unit.conn, sub.source, change.stored, sub.content)  # an outside subscriber's view
+    content = scopes.payload_content(unit.conn, sub.id, content)  # full-resource while its client may read Tasks
     status = notifications.Status(base_url, sub.id, sub.topic.url, sub.status, number, content)
     payload = notifications.notification(status, "event-notification", unit.now, event)
     focus = f"{change.stored.type}/{change.stored.id}"

@@ -143,3 +143,51 @@ def test_wildcard_scope_allows_every_type(auth_app, auth_client, seeded):
     assert auth_client.get("/fhir/Observation/o1", headers=headers).status_code == 200
     assert auth_client.get("/fhir/Patient?family=Scopetest", headers=headers).status_code == 200
     assert_outcome(auth_client.delete("/fhir/Patient/p1", headers=headers), 403, "forbidden")
+
+
+# ------------------------------------------------------------------------------- Subscription notification payloads
+def _event_payloads(app) -> list[dict]:
+    from sqlalchemy import select
+
+    from service.db import get_db
+    from service.tables import outbox_message
+    with app.app_context(), get_db().read() as conn:
+        rows = conn.execute(select(outbox_message.c.payload).where(outbox_message.c.kind == "event-notification")
+                            .order_by(outbox_message.c.pk)).scalars()
+        return [json.loads(p) for p in rows]
+
+
+def test_full_resource_notifications_follow_the_subscribers_task_scope(app, client, auth_app, auth_client, seeded, peer_server):
+    from subscription_helpers import deliver, reset, subscription, task
+
+    from service import clients as registry
+    from service.db import get_db
+
+    client_id, key = make_client(auth_app, "Staff tool", "system/Subscription.cruds system/Task.rs", internal=True)
+    headers = bearer(auth_client, auth_app, client_id, key)
+    reset(peer_server)
+    created = auth_client.post("/fhir/Subscription", json=subscription(f"{peer_server}/Bundle"), headers=headers)
+    assert created.status_code == 201, created.get_json()
+    deliver(app)  # the handshake: the Subscription is active
+    assert client.post("/fhir/Task", json=task()).status_code == 201
+    first = _event_payloads(app)[-1]
+    assert first["entry"][1]["resource"]["resourceType"] == "Task"  # full-resource: the client may read Tasks
+    with auth_app.app_context(), get_db().write() as conn:  # the operator narrows the client's scopes
+        conn.execute(registry.auth_client.update().where(registry.auth_client.c.client_id == client_id).values(scopes="system/Subscription.cruds"))
+    assert client.post("/fhir/Task", json=task()).status_code == 201
+    second = _event_payloads(app)[-1]
+    assert "resource" not in second["entry"][1] and "/Task/" in second["entry"][1]["fullUrl"]  # id-only
+    with auth_app.app_context(), get_db().write() as conn:
+        registry.set_status(conn, client_id, registry.DISABLED)
+        conn.execute(registry.auth_client.update().where(registry.auth_client.c.client_id == client_id).values(scopes="system/*.cruds"))
+    assert client.post("/fhir/Task", json=task()).status_code == 201
+    assert "resource" not in _event_payloads(app)[-1]["entry"][1]  # a disabled client's Subscription: ids only
+
+
+def test_subscription_created_with_auth_off_keeps_its_payload(client, app, seeded, peer_server):
+    from subscription_helpers import reset, subscribe, task
+
+    reset(peer_server)
+    subscribe(client, app, peer_server)
+    assert client.post("/fhir/Task", json=task()).status_code == 201
+    assert _event_payloads(app)[-1]["entry"][1]["resource"]["resourceType"] == "Task"

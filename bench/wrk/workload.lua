@@ -1,6 +1,7 @@
 -- One wrk script for every workload of bench/load.py, configured by the environment:
 --   BENCH_METHOD  GET | POST
 --   BENCH_PATHS   file with one request path per line; each request picks one at random
+--   BENCH_HEADERS optional extra request headers, "Name: value" lines (e.g. Authorization)
 --   BENCH_BODY    optional file with the request body; "@N@" in it is replaced per request by
 --                 a unique token (BENCH_RUN-thread-counter), so every created resource is distinct
 -- done() prints one line "BENCH_JSON {...}" with counts and latency percentiles (microseconds).
@@ -29,6 +30,10 @@ function init(args)
   if bodyfile ~= "" then body = slurp(bodyfile) end
   headers = { ["Accept"] = "application/fhir+json" }
   if body then headers["Content-Type"] = "application/fhir+json" end
+  for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    if name then headers[name] = value end
+  end
   prefix = (os.getenv("BENCH_RUN") or "run") .. "-" .. tid .. "-"
   counter = 0
   math.randomseed(os.time() * 1000 + tid)
