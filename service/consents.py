@@ -5,9 +5,9 @@ a Consent counts when status = active, scope = consentscope#patient-privacy, pat
 provision.type = permit, provision.period (if any) covers now, an actor with role v3-ParticipationType#IRCP
 references the recipient organization, provision.purpose holds the request's purpose of use,
 provision.securityLabel holds 42CFRPart2 (and PSYTHPN for an SUD counseling note: a consent of its own),
-and provision.action (if any) holds consentaction#disclose. A consent with nested provisions is not
-evaluated (its exceptions are not implemented) and so permits nothing. No general designation: the recipient
-must be named, since the server cannot tell a covered entity from any other recipient.
+and provision.action (if any) holds consentaction#disclose; purpose HLEGAL is never permitted.
+A consent with nested provisions is not evaluated (its exceptions are not implemented) and so permits nothing.
+No general designation: the recipient must be named, since the server cannot tell a covered entity from any other.
 Consents are read afresh for each request: a revocation (status inactive / rejected / entered-in-error, a new
 version) takes effect on the next request.
 """
@@ -26,6 +26,9 @@ CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
+# Records used in proceedings against the patient (domain brief §5.1, §5.4 item 3) need a court order or a consent
+# this server cannot check; v3-ActReason HLEGAL disclosures are left to the program's staff, never made here.
+NEVER = frozenset({"HLEGAL"})
 
 
 def patient_consents(conn: Connection, patient: str) -> list[dict]:
@@ -47,6 +50,8 @@ def permitting(consents: list[dict], recipient: str, purpose: str, counseling_no
 
 
 def permits(consent: dict, recipient: str, purpose: str, counseling_note: bool, now: datetime) -> bool:
+    if purpose in NEVER:
+        return False
     provision = consent.get("provision")
     if consent.get("status") != "active" or not isinstance(provision, dict) or provision.get("provision"):
         return False

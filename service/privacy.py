@@ -152,7 +152,7 @@ def check_read(conn: Connection, stored) -> dict[str, str]:
     if verdict == HIDDEN:
         raise NotFound(f"{label} is not known")
     if verdict == REFUSED:
-        refused([label], "no active 42 CFR Part 2 consent permits this disclosure")
+        refused([stored], "no active 42 CFR Part 2 consent permits this disclosure")
         raise Forbidden(f"{label} is protected by 42 CFR Part 2 and no active consent of the patient permits disclosing it "
                         f"to {view.organization} for {view.access.purpose}", code="security")
     return notice_headers(consent)
@@ -171,8 +171,8 @@ def check_write(unit, prior) -> None:
         raise NotFound(f"{prior.type}/{prior.id} is not known")
 
 
-def refused(entities: list[str], reason: str) -> None:
-    """Audit a refused disclosure (service/audit.py records it as an AuditEvent)."""
+def refused(entities: list, reason: str) -> None:
+    """Audit a refused disclosure of stored versions / search rows (service/audit.py records it as an AuditEvent)."""
     try:
         from . import audit
     except ImportError:  # the audit trail is not part of this build yet
@@ -283,7 +283,7 @@ def screen(conn: Connection, items: Iterable, screened: Screened | None = None) 
         else:
             refused_.append(item)
     screened.withheld += len(refused_)
-    labelled = [f"{i.type}/{i.id}" for i in refused_ if part2.text_is_labelled(i.content)]
+    labelled = [i for i in refused_ if part2.text_is_labelled(i.content)]
     if labelled:
         refused(labelled, "no active 42 CFR Part 2 consent permits this disclosure")
     return kept

@@ -205,6 +205,15 @@ def test_the_purpose_of_use_of_the_request_is_matched(world, client):
     assert_outcome(get(world, "DocumentReference/doc-a"), 403)  # TREAT by default
 
 
+def test_use_against_the_patient_and_nested_provisions_are_never_permitted(world, client):
+    created(client, consent(purpose="HLEGAL"))
+    assert_outcome(get(world, "DocumentReference/doc-a", **{"X-Purpose-Of-Use": "HLEGAL"}), 403)
+    nested = consent("c-nested")
+    nested["provision"]["provision"] = [{"type": "deny", "securityLabel": [PSYTHPN]}]
+    created(client, nested)
+    assert_outcome(get(world, "DocumentReference/doc-a"), 403)
+
+
 def test_revocation_takes_effect_at_once(world, client):
     given = created(client, consent())
     assert get(world, "DocumentReference/doc-a").status_code == 200
