@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app; `overrides` replace IOP_* settings (tests pass them)."""
-    from . import cli, clients, config, db, errors, guide, outbox, rest, smart
+    from . import audit, cli, clients, config, db, errors, guide, outbox, rest, smart
 
     app = Flask(__name__, instance_relative_config=False)
     settings = config.load(app, overrides)
@@ -22,6 +22,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(rest.bp)
     smart.init_app(app)  # the token endpoint and SMART discovery (outside the FHIR blueprint: OAuth errors, plain JSON)
     errors.init_app(app)
+    audit.init_app(app)  # after the error handlers: it audits the responses they render
     cli.init_app(app)
     clients.init_app(app)
     outbox.init_app(app)

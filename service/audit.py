@@ -31,9 +31,10 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, has_app_context, has_request_context, request
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from . import access as access_mod
-from . import dates, repository
+from . import audit_chain, dates, repository
 from .access import Access
 from .conformance import CANONICAL
 from .repository import Batch
@@ -61,7 +62,9 @@ def entity(what: object, *, labels: Iterable[dict] = (), role: str = "4") -> dic
     reference = what if isinstance(what, str) else _reference(what)
     rtype = reference.split("/", 1)[0]
     patient = rtype == "Patient"
-    ent = {"what": {"reference": reference},
+    # a target that is no valid reference (GET Patient/<not an id>) is named, not referenced
+    ent = {"what": {"reference": reference}} if _REFERENCE.match(reference) else {"name": clean(reference[:200])}
+    ent |= {
            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
                     "code": "1" if patient else "2", "display": "Person" if patient else "System Object"},
            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
@@ -74,6 +77,15 @@ def entity(what: object, *, labels: Iterable[dict] = (), role: str = "4") -> dic
 
 
 _ROLES = {"4": "Domain Resource", "24": "Query", "3": "Report"}
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}(/_history/[0-9]{1,10})?$")
+
+
+def clean(text: str) -> str:
+    """Client-supplied text made storable: control characters (NUL is refused by PostgreSQL) become U+FFFD."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _reference(obj: object) -> str:
@@ -96,7 +108,7 @@ def event(subtype: str, outcome: str, who: Access, entities: list[dict], recorde
     ev: dict = {"resourceType": "AuditEvent", "type": REST, "subtype": subtypes, "action": ACTIONS.get(subtype, "E"),
                 "recorded": dates.instant(recorded), "outcome": outcome}
     if description:
-        ev["outcomeDesc"] = description[:1000]
+        ev["outcomeDesc"] = clean(description[:1000])
     ev["purposeOfEvent"] = [{"coding": [{"system": ACT_REASON, "code": who.purpose}]}]
     ev["agent"] = _agents(who, server)
     ev["source"] = _source()
@@ -163,11 +175,16 @@ def record_access(action: str, entities: Iterable[object], outcome: str | int, q
 
 
 def record_refusal(entities: Iterable[object], reason: str) -> None:
-    """Audit a refused disclosure (42 CFR Part 2: no consent): outcome 4 with the reason."""
+    """Audit a refused disclosure (42 CFR Part 2: no consent): outcome 4 with the reason.
+
+    It stands for the request's own event when the request is refused (403); a search that only left the
+    refused resources out is audited as a search besides.
+    """
     who = access_mod.current()
     ents = [entity(e, labels=part2_labels(getattr(e, "content", None))) for e in entities]
     _buffer_of().add(event(_interaction() or "read", "4", who, ents, dates.utcnow(), description=reason, disclosure=True))
-    _mark_done()
+    if has_request_context():  # a refused read (403) needs no second event; a search that left data out still gets its own
+        g.iop_refused = True
 
 
 def _entities(items: Iterable[object], who: Access) -> tuple[list[dict], bool]:
@@ -199,10 +216,7 @@ def precommit(unit) -> None:
     who, server = unit.options.access, unit.options.server_write
     events = [_stored_event(unit.conn, unit.batch, event(c.interaction, "0", who, [entity(c.stored)], unit.now, server=server),
                             unit.now, unit.new_key()) for c in changes]
-    unit.flush()
-    from . import audit_chain  # (lazy: tables of migration 0004)
-
-    audit_chain.append(unit.conn, events)  # takes the chain head: the last step before commit
+    audit_chain.append(unit.conn, events, unit.flush)  # takes the chain head: the last step before commit
     if has_request_context():
         g.iop_write_audited = True
 
@@ -222,10 +236,7 @@ def write_events(db, events: list[dict]) -> None:
     with db.write() as conn:
         batch, now = Batch(), dates.utcnow()
         stored = [_stored_event(conn, batch, ev, now, db.keys.next(conn) if db.keys else None) for ev in events]
-        batch.flush(conn)
-        from . import audit_chain
-
-        audit_chain.append(conn, stored)
+        audit_chain.append(conn, stored, lambda: batch.flush(conn))
 
 
 # ------------------------------------------------------------------------------- the read-audit buffer
@@ -260,9 +271,28 @@ class ReadBuffer:
             try:
                 write_events(self.db, events)
             except Exception:
-                self._requeue(events)
-                raise
+                return self._one_by_one(events)
             return len(events)
+
+    def _one_by_one(self, events: list[dict]) -> int:
+        """After a failed batch: write each event alone, so that one bad event cannot block the others.
+
+        An event the database refuses on its own is dropped (and logged); when the database is away, what is
+        left is kept for the next round.
+        """
+        written, failed = 0, []
+        for i, ev in enumerate(events):
+            try:
+                write_events(self.db, [ev])
+                written += 1
+            except (OperationalError, InterfaceError):  # the database is away: keep the rest for the next round
+                self._requeue(events[i:])
+                raise
+            except Exception as err:
+                failed.append((ev, err))
+        for ev, err in failed:
+            log.error("audit event dropped, the database refused it: %s (%s)", err, json.dumps(ev)[:2000])
+        return written
 
     def _requeue(self, events: list[dict]) -> None:
         with self._lock:
@@ -364,10 +394,13 @@ def _interaction() -> str | None:
     name = (request.view_args or {}).get("name") or (request.view_args or {}).get("rid") or ""
     if kind in ("read", "create") and name.startswith("$"):
         return "operation"
-    if kind == "transaction":
-        body = request.get_json(silent=True, force=True)
-        return "batch" if isinstance(body, dict) and body.get("type") == "batch" else "transaction"
     return kind
+
+
+def _bundle_kind() -> str:
+    """transaction or batch, from the request's Bundle (parsed again: only for a Bundle that is audited here)."""
+    body = request.get_json(silent=True, force=True)
+    return "batch" if isinstance(body, dict) and body.get("type") == "batch" else "transaction"
 
 
 def _audit_request(response: Response) -> Response:
@@ -376,12 +409,15 @@ def _audit_request(response: Response) -> Response:
     A successful write was audited in its transaction (precommit); a successful write that changed
     nothing (a matched conditional create, a no-op update) is audited here.
     """
-    if g.get("iop_audited") or not request.path.startswith("/fhir/"):
+    if g.get("iop_audited") or not (request.path == "/fhir" or request.path.startswith("/fhir/")):
+        return response
+    if g.get("iop_refused") and response.status_code == 403:
         return response
     kind = _interaction()
     if kind is None or (kind in WRITES and response.status_code < 400 and g.get("iop_write_audited")):
         return response
     try:
+        kind = _bundle_kind() if kind == "transaction" else kind
         _buffer_of().add(_request_event(kind, response))
     except Exception:  # auditing must never turn a served response into an error; it is logged
         log.exception("auditing %s %s failed", request.method, request.path)

@@ -83,6 +83,9 @@ def _declarable() -> frozenset[str]:
     return tables().binding_codes["CapabilityStatement.rest.resource.type"]
 
 
+READ_SIDE = ("read", "vread", "search-type", "history-instance", "history-type")
+
+
 def _resource(rtype: str) -> dict:
     params = tables().search_params.get(rtype, {})
     entry = {
@@ -101,6 +104,9 @@ def _resource(rtype: str) -> dict:
         "searchRevInclude": _revincludes(rtype),
         "searchParam": [{"name": code, "definition": p.url, "type": p.type} for code, p in sorted(params.items())],
     }
+    if rtype == "AuditEvent":  # the audit trail: recorded by the server, read and searched only (docs/security.md#audit)
+        entry["interaction"] = [{"code": c} for c in SUPPORTED_INTERACTIONS if c in READ_SIDE]
+        entry.update(updateCreate=False, conditionalCreate=False, conditionalUpdate=False, conditionalDelete="not-supported")
     profiles = conformance.registry().by_type().get(rtype)
     if profiles:
         entry["supportedProfile"] = sorted(profiles)

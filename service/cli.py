@@ -20,11 +20,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def init_app(app: Flask) -> None:
-    from . import outbox_cli  # the outbox commands (flask outbox run|list|show|retry)
+    from . import audit_cli, outbox_cli  # flask audit verify; flask outbox run|list|show|retry
 
     app.cli.add_command(db_group)
     app.cli.add_command(examples_group)
     app.cli.add_command(outbox_cli.outbox_group)
+    app.cli.add_command(audit_cli.audit_group)
     app.cli.add_command(referrals_group)
 
 

@@ -54,6 +54,8 @@ def page(conn: Connection, *, rtype: str | None = None, rid: str | None = None, 
         where.append(V.c.type == rtype)
     if rid:
         where.append(V.c.id == rid)
+    if not rtype:  # the system history is the change feed of the data; the audit trail is AuditEvent's own history
+        where.append(V.c.type != "AuditEvent")
     if since:
         where.append(V.c.last_updated >= since)
     total = conn.execute(select(func.count()).select_from(V).where(*where)).scalar_one()

@@ -23,7 +23,17 @@ from sqlalchemy.exc import DBAPIError
 from . import conformance, dates, privacy, repository, search, validation
 from .access import DEVELOPMENT, Access
 from .db import Database, KeyBlock
-from .errors import BadRequest, Conflict, Gone, Issue, NotFound, PreconditionFailed, RetryableConflict, Unprocessable
+from .errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    Issue,
+    MethodNotAllowed,
+    NotFound,
+    PreconditionFailed,
+    RetryableConflict,
+    Unprocessable,
+)
 from .repository import Batch, Stored
 
 T = TypeVar("T")
@@ -97,12 +107,13 @@ class Result:
 
 def precommit(unit: Unit) -> None:
     """Stages run after every entry is stored and before commit, in this fixed order."""
-    from . import subscriptions, workflows  # both write through this module
+    from . import audit, subscriptions, workflows  # all write through this module
 
     workflows.run(unit)
     for step in unit.after_workflows:
         step(unit)
     subscriptions.precommit(unit)  # notifications for what the unit (workflows included) changed, in its transaction
+    audit.precommit(unit)  # an AuditEvent per change, chained; takes the audit chain head, so it comes last
     unit.flush()
 
 
@@ -202,7 +213,7 @@ def _same_content(stored: Stored, resource: dict) -> bool:
 # ------------------------------------------------------------------------------- interactions
 def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid: str | None = None) -> Result:
     """Create a resource (server-assigned id unless `rid`); with If-None-Exist, match instead if one exists."""
-    rtype = resource["resourceType"]
+    rtype = check_writable(resource["resourceType"])
     if if_none_exist:
         _lock(unit, f"{rtype}?{_canonical_query(if_none_exist)}")
         matches = unit.find(rtype, if_none_exist)
@@ -221,6 +232,7 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
 
 def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | None = None) -> Result:
     """Update Type/id (creating it when absent: update-as-create); If-Match guards against lost updates."""
+    check_writable(rtype)
     if resource.get("id") != rid:
         raise BadRequest(f"The resource id '{resource.get('id')}' must equal the id in the URL '{rid}'", expression=f"{rtype}.id")
     prior = unit.current(rtype, rid, lock=True)
@@ -241,6 +253,7 @@ def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | 
 
 def conditional_update(unit: Unit, rtype: str, query: str, resource: dict, *, if_match: str | None = None) -> Result:
     """PUT Type?criteria: no match creates, one match updates it, several is 412."""
+    check_writable(rtype)
     _lock(unit, f"{rtype}?{_canonical_query(query)}")
     matches = unit.find(rtype, query)
     if len(matches) > 1:
@@ -257,6 +270,7 @@ def conditional_update(unit: Unit, rtype: str, query: str, resource: dict, *, if
 
 def patch(unit: Unit, rtype: str, rid: str, operations: object, *, if_match: str | None = None) -> Result:
     """Apply a JSON Patch (RFC 6902) to the current version and store the result as a new version."""
+    check_writable(rtype)
     prior = unit.current(rtype, rid, lock=True)
     if prior is None:
         raise NotFound(f"{rtype}/{rid} is not known")
@@ -286,6 +300,7 @@ def apply_patch(document: dict, operations: object) -> dict:
 
 def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
     """Delete Type/id (a new, deleted version); None when it was already deleted."""
+    check_writable(rtype)
     prior = unit.current(rtype, rid, lock=True)
     if prior is None:
         raise NotFound(f"{rtype}/{rid} is not known")
@@ -301,6 +316,7 @@ def delete(unit: Unit, rtype: str, rid: str) -> Result | None:
 
 def conditional_delete(unit: Unit, rtype: str, query: str) -> Result | None:
     """DELETE Type?criteria: deletes the one match; several matches is 412; none is a no-op."""
+    check_writable(rtype)
     matches = unit.find(rtype, query)
     if len(matches) > 1:
         raise PreconditionFailed(f"Conditional delete criteria '{query}' match more than one {rtype}", code="multiple-matches")
@@ -308,6 +324,17 @@ def conditional_delete(unit: Unit, rtype: str, query: str) -> Result | None:
 
 
 # ------------------------------------------------------------------------------- helpers
+SERVER_WRITTEN = frozenset({"AuditEvent"})  # the audit trail: only the server writes it (service/audit.py)
+
+
+def check_writable(rtype: str) -> str:
+    """405 for a type that no client may create, change or delete (the audit trail is append-only by the server)."""
+    if rtype in SERVER_WRITTEN:
+        raise MethodNotAllowed(f"{rtype} resources are recorded by this server and cannot be created, changed or deleted "
+                               "through the API; they can be read and searched", headers={"Allow": "GET"})
+    return rtype
+
+
 def parse_etag(value: str) -> str:
     """The version in an ETag / If-Match value: W/"3" → "3"."""
     value = value.strip()

@@ -191,7 +191,9 @@ def _compartment_page(conn: Connection, patient_pk: int, pid: str, types: list[s
                       count: int) -> list[search.Row]:
     """Compartment members other than the Patient, ordered by storage key, after the cursor (count + 1 rows)."""
     ref, R = sp_reference, resource
-    links = or_(*[and_(ref.c.type == rtype, ref.c.name.in_(params)) for rtype, params in tables().patient_compartment.items()])
+    # not the audit trail (AuditEvents about the patient): it is searched as AuditEvent?patient=, not part of the record
+    links = or_(*[and_(ref.c.type == rtype, ref.c.name.in_(params)) for rtype, params in tables().patient_compartment.items()
+                  if rtype != "AuditEvent"])
     members = select(ref.c.resource_pk).where(ref.c.target_type == "Patient", ref.c.target_id == pid, links)
     stmt = select(R.c.pk, R.c.type, R.c.id, R.c.content).where(R.c.pk.in_(members), R.c.pk != patient_pk, R.c.deleted == false())
     if types:

@@ -193,3 +193,14 @@ subscription_client = Table(
     Column("subscription_id", String(64), primary_key=True),
     Column("client_id", String(64), nullable=False),
 )
+
+# The audit trail's hash chain (migration 0004; service/audit_chain.py): one row per AuditEvent, in order;
+# hash = SHA-256(prev_hash || canonical JSON of the event). Written in the transaction that stores the event.
+audit_chain = Table(
+    "audit_chain", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("event_id", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("event_id", name="uq_audit_chain_event"),
+)

@@ -1,0 +1,290 @@
+"""The audit trail (service/audit.py, audit_chain.py): an AuditEvent for every interaction, append-only, chained."""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from urllib.parse import quote
+
+import pytest
+import requests
+from fhir.resources.R4B.auditevent import AuditEvent
+from sqlalchemy import text
+
+from helpers import FHIR, assert_outcome, created, patient, post, put
+from service import audit, repository
+from service.access import Access, Scope
+
+AGENT = f"{audit.CLIENT_ID_SYSTEM}|development"
+INTERACTION = "http://hl7.org/fhir/restful-interaction"
+
+
+def events(client, query: str) -> list[dict]:
+    """AuditEvents matching `query`, oldest first, after writing the waiting read audits."""
+    audit.flush_all()
+    body = client.get(f"/fhir/AuditEvent?{query}&_count=200").get_json()
+    found = [e["resource"] for e in body.get("entry", []) if e["search"]["mode"] == "match"]
+    return sorted(found, key=lambda e: (e["recorded"], e["meta"]["lastUpdated"]))
+
+
+def subtypes(ev: dict) -> list[str]:
+    return [c["code"] for c in ev["subtype"]]
+
+
+def whats(ev: dict) -> list[str]:
+    return [e["what"]["reference"] for e in ev.get("entity", []) if "what" in e]
+
+
+def new_patient(client, mrn: str = "A-1") -> str:
+    return created(post(client, "Patient", patient(mrn=mrn)))["id"]
+
+
+def verify(app) -> tuple[int, str]:
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    return result.exit_code, result.output
+
+
+# ------------------------------------------------------------------------------- writes
+def test_create_update_patch_delete_each_leave_one_event_in_the_write_transaction(client):
+    pid = new_patient(client)
+    body = client.get(f"/fhir/Patient/{pid}").get_json()
+    assert put(client, f"Patient/{pid}", dict(body, gender="other")).status_code == 200
+    patched = client.patch(f"/fhir/Patient/{pid}", data=json.dumps([{"op": "add", "path": "/active", "value": True}]),
+                           headers={"Content-Type": "application/json-patch+json"})
+    assert patched.status_code == 200
+    assert client.delete(f"/fhir/Patient/{pid}").status_code == 204
+
+    writes = [e for e in events(client, f"entity=Patient/{pid}") if e["action"] != "R"]
+    assert [(e["action"], subtypes(e)[0], whats(e)) for e in writes] == [
+        ("C", "create", [f"Patient/{pid}/_history/1"]), ("U", "update", [f"Patient/{pid}/_history/2"]),
+        ("U", "update", [f"Patient/{pid}/_history/3"]), ("D", "delete", [f"Patient/{pid}/_history/4"])]
+    ev = writes[0]
+    assert ev["type"]["code"] == "rest" and ev["outcome"] == "0"
+    assert ev["agent"][0]["who"]["identifier"] == {"system": audit.CLIENT_ID_SYSTEM, "value": "development"}
+    assert ev["agent"][0]["requestor"] is True
+    assert ev["purposeOfEvent"][0]["coding"][0] == {"system": audit.ACT_REASON, "code": "TREAT"}
+    assert ev["entity"][0]["role"]["code"] == "1"  # a Patient is the patient entity (object-role 1)
+    assert ev["source"]["observer"]["display"]
+    AuditEvent.model_validate(ev)  # a valid R4(B) AuditEvent
+
+
+def test_every_resource_of_a_transaction_is_audited_once(client):
+    entries = [{"fullUrl": f"urn:uuid:{i:08d}-0000-4000-8000-000000000000", "resource": patient(mrn=f"T-{i}"),
+                "request": {"method": "POST", "url": "Patient"}} for i in range(3)]
+    resp = post(client, "", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert resp.status_code == 200
+    ids = [e["response"]["location"].split("/")[1] for e in resp.get_json()["entry"]]
+    creates = events(client, "action=C")
+    assert sorted(w for e in creates for w in whats(e)) == sorted(f"Patient/{i}/_history/1" for i in ids)
+
+
+def test_a_rolled_back_write_leaves_no_write_audit_but_its_failure_is_audited(client):
+    bad = {"resourceType": "Patient", "gender": "not-a-gender"}
+    entries = [{"resource": patient(mrn="RB-1"), "request": {"method": "POST", "url": "Patient"}},
+               {"resource": bad, "request": {"method": "POST", "url": "Patient"}}]
+    resp = post(client, "", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert resp.status_code == 400
+    assert events(client, "action=C") == []
+    failed = events(client, "subtype=transaction")
+    assert len(failed) == 1 and failed[0]["outcome"] == "4" and failed[0]["outcomeDesc"]
+    assert client.get("/fhir/Patient").get_json()["total"] == 0
+
+
+def test_a_write_that_changes_nothing_is_still_audited(client):
+    pid = new_patient(client)
+    body = client.get(f"/fhir/Patient/{pid}").get_json()
+    assert put(client, f"Patient/{pid}", body).status_code == 200  # no new version
+    updates = [e for e in events(client, f"entity=Patient/{pid}") if subtypes(e)[0] == "update"]
+    assert len(updates) == 1 and updates[0]["outcome"] == "0"
+
+
+# ------------------------------------------------------------------------------- reads, searches, operations
+def test_read_vread_search_history_and_operations_are_audited(client):
+    pid = new_patient(client)
+    assert client.get(f"/fhir/Patient/{pid}").status_code == 200
+    assert client.get(f"/fhir/Patient/{pid}/_history/1").status_code == 200
+    assert client.get(f"/fhir/Patient/{pid}/_history").status_code == 200
+    assert client.get("/fhir/Patient?identifier=A-1&_count=5").status_code == 200
+    assert client.post("/fhir/Patient/_search", data={"gender": "male"}).status_code == 200
+    assert client.get(f"/fhir/Patient/{pid}/$everything").status_code == 200
+
+    read, vread = events(client, "subtype=read"), events(client, "subtype=vread")
+    assert [(e["action"], whats(e)) for e in read] == [("R", [f"Patient/{pid}/_history/1"])]
+    assert [whats(e) for e in vread] == [[f"Patient/{pid}/_history/1"]]
+    assert [whats(e) for e in events(client, "subtype=history-instance")] == [[f"Patient/{pid}"]]
+    searches = events(client, "subtype=search-type")
+    queries = [base64.b64decode(e["entity"][0]["query"]).decode() for e in searches]
+    queries = [q for q in queries if "_count=200" not in q]  # not the test's own searches of the audit trail
+    assert queries == ["identifier=A-1&_count=5", "gender=male"]
+    assert all(e["action"] == "E" and e["entity"][0]["role"]["code"] == "24" for e in searches)
+    op = events(client, "subtype=operation")
+    assert len(op) == 1 and op[0]["action"] == "E" and whats(op[0]) == [f"Patient/{pid}"]
+    for ev in read + searches + op:
+        AuditEvent.model_validate(ev)
+
+
+def test_a_failed_read_is_audited_with_its_outcome(client):
+    assert_outcome(client.get("/fhir/Patient/nobody"), 404)
+    [ev] = events(client, "subtype=read")
+    assert ev["outcome"] == "4" and "nobody" in ev["outcomeDesc"] and whats(ev) == ["Patient/nobody"]
+
+
+def test_audit_events_are_searchable_by_entity_agent_date_subtype_and_outcome(client):
+    pid = new_patient(client)
+    client.get(f"/fhir/Patient/{pid}")
+    audit.flush_all()
+    assert len(events(client, f"entity=Patient/{pid}")) == 2
+    assert len(events(client, f"agent:identifier={quote(AGENT)}&entity=Patient/{pid}")) == 2
+    assert len(events(client, f"subtype={INTERACTION}|read&outcome=0&date=ge2020-01-01")) == 1
+    assert events(client, "outcome=8") == []
+
+
+# ------------------------------------------------------------------------------- disclosures and refusals (the API)
+LABELLED = {"resourceType": "Condition", "id": "sud", "meta": {"versionId": "2", "security": [
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}}
+
+
+def _stored(resource: dict) -> repository.Stored:
+    return repository.Stored(1, resource["resourceType"], resource["id"], 2, None, False, json.dumps(resource))  # type: ignore[arg-type]
+
+
+def test_an_external_client_served_part2_data_is_a_disclosure(app, client):
+    outside = Access("hospital-1", (Scope("system", "*", "rs"),), "Organization/hosp", False, "TREAT")
+    with app.test_request_context("/fhir/Condition/sud"):
+        from service import access
+        access.set_current(outside)
+        audit.record_access("read", [_stored(LABELLED)], 0)
+        audit.record_refusal([_stored(LABELLED)], "No active 42 CFR Part 2 consent covers Organization/hosp")
+    disclosed = events(client, "subtype=http://dicom.nema.org/resources/ontology/DCM|110106")
+    assert len(disclosed) == 2
+    served, refused = sorted(disclosed, key=lambda e: e["outcome"])
+    assert served["entity"][0]["securityLabel"] == LABELLED["meta"]["security"]
+    assert served["agent"][0]["who"]["identifier"]["value"] == "hospital-1"
+    assert served["agent"][1]["who"]["reference"] == "Organization/hosp"
+    assert refused["outcome"] == "4" and "consent" in refused["outcomeDesc"]
+    AuditEvent.model_validate(served)
+
+
+def test_inside_the_program_labelled_data_is_not_a_disclosure(app, client):
+    with app.test_request_context("/fhir/Condition/sud"):
+        audit.record_access("read", [_stored(LABELLED)], 0)
+    [ev] = events(client, "subtype=read")
+    assert "110106" not in subtypes(ev) and "securityLabel" not in ev["entity"][0]
+
+
+def test_the_buffer_writes_what_it_holds_and_reports_how_many(app):
+    with app.test_request_context("/fhir/Patient/x"):
+        for _ in range(3):
+            audit.record_access("read", ["Patient/x"], 0)
+    assert audit.flush(app) == 3
+    assert audit.flush(app) == 0
+
+
+# ------------------------------------------------------------------------------- append-only through the API
+def _audit_event_body() -> dict:
+    return {"resourceType": "AuditEvent", "id": "forged", "type": audit.REST, "recorded": "2026-01-01T00:00:00Z",
+            "agent": [{"requestor": True}], "source": {"observer": {"display": "x"}}}
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "AuditEvent"), ("PUT", "AuditEvent/forged"), ("PUT", "AuditEvent?outcome=0"),
+    ("PATCH", "AuditEvent/forged"), ("PATCH", "AuditEvent?outcome=0"), ("DELETE", "AuditEvent/forged"),
+    ("DELETE", "AuditEvent?outcome=0")])
+def test_audit_events_cannot_be_written_through_rest(client, method, path):
+    new_patient(client)  # there is an AuditEvent to aim at
+    [target] = events(client, "outcome=0")
+    path = path.replace("forged", target["id"])
+    ctype = "application/json-patch+json" if method == "PATCH" else FHIR
+    body = [{"op": "replace", "path": "/outcome", "value": "8"}] if method == "PATCH" else dict(_audit_event_body(), id=target["id"])
+    resp = client.open(f"/fhir/{path}", method=method, data=json.dumps(body), headers={"Content-Type": ctype})
+    assert_outcome(resp, 405, "not-supported")
+    assert client.get(f"/fhir/AuditEvent/{target['id']}").get_json() == target
+    assert all(e["outcome"] != "8" for e in events(client, "_count=200"))
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+@pytest.mark.parametrize("request_", [{"method": "POST", "url": "AuditEvent"}, {"method": "PUT", "url": "AuditEvent/forged"},
+                                      {"method": "PUT", "url": "AuditEvent?outcome=0"},
+                                      {"method": "DELETE", "url": "AuditEvent?outcome=0"}])
+def test_audit_events_cannot_be_written_in_a_bundle(client, kind, request_):
+    new_patient(client)
+    before = events(client, "action=C")
+    entry = {"request": request_} | ({} if request_["method"] == "DELETE" else {"resource": _audit_event_body()})
+    resp = post(client, "", {"resourceType": "Bundle", "type": kind, "entry": [entry]})
+    if kind == "transaction":
+        assert_outcome(resp, 405, "not-supported")
+    else:
+        assert resp.status_code == 200 and resp.get_json()["entry"][0]["response"]["status"].startswith("405")
+    assert client.get("/fhir/AuditEvent/forged").status_code == 404
+    assert events(client, "action=C") == before
+
+
+# ------------------------------------------------------------------------------- the hash chain
+def test_verify_is_ok_then_finds_a_changed_event(app, client):
+    pid = new_patient(client)
+    client.get(f"/fhir/Patient/{pid}")
+    audit.flush_all()
+    code, output = verify(app)
+    assert code == 0 and "OK: 2 audit events" in output
+    [created_ev] = events(client, "action=C")
+    forged = json.dumps(dict(created_ev, outcome="4"))
+    with app.extensions["iop.db"].write() as conn:
+        conn.execute(text("UPDATE resource SET content = :c WHERE id = :i"), {"c": forged, "i": created_ev["id"]})
+        conn.execute(text("UPDATE resource_version SET content = :c WHERE id = :i"), {"c": forged, "i": created_ev["id"]})
+    code, output = verify(app)
+    assert code == 1 and "BROKEN at link 1" in output and created_ev["id"] in output
+
+
+def test_verify_finds_a_deleted_link_and_a_deleted_event(app, client):
+    for mrn in ("D-1", "D-2", "D-3"):
+        new_patient(client, mrn)
+    db = app.extensions["iop.db"]
+    with db.write() as conn:
+        conn.execute(text("DELETE FROM audit_chain WHERE seq = 2"))
+    code, output = verify(app)
+    assert code == 1 and "link 2 is missing" in output
+    with db.write() as conn:
+        conn.execute(text("DELETE FROM audit_chain"))
+    assert verify(app)[0] == 1  # events with no chain row at all
+    with db.write() as conn:
+        conn.execute(text("DELETE FROM resource WHERE type = 'AuditEvent'"))
+    assert verify(app) == (0, "OK: 0 audit events, chain intact\n")
+
+
+def test_concurrent_writers_and_readers_keep_one_valid_chain(app, live_server):
+    def work(n: int) -> None:
+        with requests.Session() as s:
+            for i in range(6):
+                r = s.post(f"{live_server}/Patient", json=patient(mrn=f"C-{n}-{i}"), headers={"Content-Type": FHIR}, timeout=30)
+                assert r.status_code == 201
+                assert s.get(f"{live_server}/Patient/{r.json()['id']}", timeout=30).status_code == 200
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    audit.flush_all()
+    code, output = verify(app)
+    assert code == 0 and "OK: 48 audit events" in output, output
+
+
+def test_the_capability_statement_declares_audit_events_read_only(client):
+    rest = client.get("/fhir/metadata").get_json()["rest"][0]
+    [declared] = [r for r in rest["resource"] if r["type"] == "AuditEvent"]
+    assert {i["code"] for i in declared["interaction"]} == {"read", "vread", "search-type", "history-instance", "history-type"}
+    assert declared["conditionalCreate"] is False and declared["conditionalDelete"] == "not-supported"
+
+
+def test_an_authorized_client_is_the_agent_and_a_refused_scope_is_audited(client, auth_app, auth_client):
+    from auth_helpers import bearer, make_client
+
+    client_id, key = make_client(auth_app, "Hospital reader", "system/Patient.rs", organization="Organization/hosp")
+    headers = bearer(auth_client, auth_app, client_id, key)
+    assert auth_client.get("/fhir/Patient?identifier=x", headers=headers).status_code == 200
+    assert_outcome(auth_client.get("/fhir/Task", headers=headers), 403)
+    mine = events(client, f"agent:identifier={quote(audit.CLIENT_ID_SYSTEM)}|{client_id}")  # the staff's view of the trail
+    assert [(subtypes(e)[0], e["outcome"]) for e in mine] == [("search-type", "0"), ("search-type", "4")]
+    assert mine[0]["agent"][1]["who"]["reference"] == "Organization/hosp"
+    assert "Task" in mine[1]["outcomeDesc"]
