@@ -49,6 +49,8 @@ Description: "Population-specific IOP tracks. LOCAL code system: the domain brie
 * #veterans "Veterans track" "Track for military veterans."
 * #adolescents "Adolescent track" "Track for adolescents (6 to 19 hours a week at ASAM 2.1)."
 * #co-occurring "Co-occurring disorders track" "Integrated track for co-occurring mental health and substance use disorders."
+* #general-mh "General mental health track" "Track for adults with mental health conditions, without a population focus."
+* #substance-use "Substance use track" "Track for substance use disorders."
 
 CodeSystem: TherapyCS
 Id: iop-therapy

@@ -149,7 +149,7 @@ Description: "A payer (insurer) whose plans this program track accepts as in net
 Extension: SeatCapacity
 Id: seat-capacity
 Title: "Seat Capacity"
-Description: "How many patients this program track (one schedule and specialized track) can enroll at once. Open seats are computed from the enrollments, never typed."
+Description: "How many patients this program track can enroll at once, shared by the rosters (Group, track-service) of the track. Open seats are computed from those rosters, never typed."
 * insert IopExtension
 * ^context[0].type = #element
 * ^context[0].expression = "HealthcareService"

@@ -11,7 +11,10 @@ Description: "The roster of an IOP therapy group (cohort): the patients who are 
 * extension ^short = "IOP extensions (sliced by url)"
 * extension contains
     ScheduleTrack named scheduleTrack 0..1 MS and
-    SpecializedTrack named specializedTrack 0..* MS
+    SpecializedTrack named specializedTrack 0..* MS and
+    TrackService named trackService 0..1 MS
+* extension[trackService] ^short = "The program track (HealthcareService) whose seats the roster fills"
+* insert SliceUrl(extension[trackService], track-service)
 * extension[scheduleTrack] ^short = "Schedule track of the group"
 * insert SliceUrl(extension[scheduleTrack], schedule-track)
 * extension[specializedTrack] ^short = "Specialized track(s) of the group"

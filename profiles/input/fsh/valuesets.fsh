@@ -24,7 +24,7 @@ Description: "Day, evening, hybrid and virtual IOP schedule tracks."
 ValueSet: SpecializedTrackVS
 Id: iop-specialized-track
 Title: "IOP Specialized Track"
-Description: "Population-specific IOP tracks: women, men, LGBTQ+, veterans, adolescents, co-occurring disorders."
+Description: "IOP tracks: women, men, LGBTQ+, veterans, adolescents, co-occurring disorders, general mental health, substance use."
 * insert IopValueSet
 * include codes from system SpecializedTrackCS
 
