@@ -36,12 +36,75 @@ def index_rows(resource: dict) -> dict[str, list[dict]]:
             if key not in seen:
                 seen.add(key)
                 rows.setdefault(param.type, []).append({"type": rtype, "name": code, **row})
+    for kind, extra in _hidden_rows(resource).items():
+        rows.setdefault(kind, []).extend(extra)
+    return rows
+
+
+# The index tables of the hidden rows per type (the repository clears them on update and delete).
+HIDDEN_KINDS = {"Location": {"number"}, "Group": {"date"}, "HealthcareService": {"number"}}
+
+
+def _hidden_rows(resource: dict) -> dict[str, list[dict]]:
+    """Rows no search parameter owns: the inputs of `near` (Location) and `open-seats` (Group rosters)."""
+    rtype = resource["resourceType"]
+    if rtype == "Location":
+        return {"number": position_rows(resource)}
+    if rtype == "Group":
+        return {"date": roster_seat_rows(resource)}
+    if rtype == "HealthcareService":
+        return {"number": capacity_rows(resource)}
+    return {}
+
+
+SEAT_CAPACITY = "https://iop.example.org/fhir/StructureDefinition/seat-capacity"
+
+
+def capacity_rows(service: dict) -> list[dict]:
+    """The track's seat capacity (first seat-capacity extension), the minuend of its open seats."""
+    for ext in _as_list(service.get("extension")):
+        if isinstance(ext, dict) and ext.get("url") == SEAT_CAPACITY and isinstance(ext.get("valueUnsignedInt"), int):
+            return [{"type": "HealthcareService", "name": "seat-capacity", "value": float(ext["valueUnsignedInt"])}]
+    return []
+
+
+def position_rows(location: dict) -> list[dict]:
+    """near-lat and near-lng of Location.position, for the bounding box of a `near` search."""
+    position = location.get("position")
+    if not isinstance(position, dict):
+        return []
+    lat, lng = position.get("latitude"), position.get("longitude")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lng)):
+        return []
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        return []
+    return [{"type": "Location", "name": "near-lat", "value": float(lat)},
+            {"type": "Location", "name": "near-lng", "value": float(lng)}]
+
+
+def roster_seat_rows(group: dict) -> list[dict]:
+    """One `roster-seat` row per member of an active roster who is not marked inactive: the membership period.
+
+    Not deduplicated: two members with the same period hold two seats. Whether a seat is taken now is
+    decided at query time (low <= now < high), so a membership that ends is free the moment it ends.
+    """
+    if group.get("active") is False:
+        return []
+    rows = []
+    for member in _as_list(group.get("member")):
+        if not isinstance(member, dict) or member.get("inactive") is True:
+            continue
+        period = member.get("period") if isinstance(member.get("period"), dict) else {}
+        span = next(_dates(period, "Period", None), None) if period else {"low": dates.MIN, "high": dates.MAX}
+        rows.append({"type": "Group", "name": "roster-seat", **(span or {"low": dates.MIN, "high": dates.MAX})})
     return rows
 
 
 def _param_rows(resource: dict, param: SearchParam) -> Iterator[dict]:
     if param.special == "deceased":
         yield {**_NO_TOKEN, "code": "true" if _deceased(resource) else "false"}
+        return
+    if not param.paths:  # answered by code (near, open-seats), not by rows of its own
         return
     extract = _EXTRACTORS[param.type]
     for steps, type_, implied_system in param.paths:

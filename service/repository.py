@@ -206,7 +206,8 @@ _KINDS: dict[str, frozenset[str]] = {}
 
 
 def _kinds(rtype: str) -> frozenset[str]:
-    _KINDS[rtype] = frozenset(p.type for p in tables().search_params.get(rtype, {}).values() if not p.column)
+    declared = {p.type for p in tables().search_params.get(rtype, {}).values() if not p.column and p.type in INDEX_TABLES}
+    _KINDS[rtype] = frozenset(declared | indexer.HIDDEN_KINDS.get(rtype, set()))
     return _KINDS[rtype]
 
 

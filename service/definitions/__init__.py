@@ -81,6 +81,7 @@ def tables() -> Tables:
     required = {path: frozenset(value_sets[url]) for path, url in raw["requiredBindings"].items()}
     codes = {path: frozenset(c.split("|", 1)[1] for c in members) for path, members in required.items()}
     params = {rtype: {code: _param(code, p) for code, p in table.items()} for rtype, table in raw["searchParams"].items()}
+    params = _with_local(params)
     resource_types = frozenset(raw["resourceTypes"])
     summary = {t: frozenset(k for k, e in types[t].items() if e.summary) for t in resource_types}
     mandatory = {t: frozenset(k for k, e in types[t].items() if e.min > 0) for t in resource_types}
@@ -101,6 +102,13 @@ def tables() -> Tables:
         choice_groups=choices,
         invariants={t: tuple((k, e, tuple(names)) for k, e, names in found) for t, found in raw["invariants"].items()},
     )
+
+
+def _with_local(params: dict[str, dict[str, SearchParam]]) -> dict[str, dict[str, SearchParam]]:
+    """Add our own search parameters (service/search/local_params.py: the program directory, Location near)."""
+    from ..search.local_params import merged  # imported late: service.search imports this module
+
+    return merged(params)
 
 
 def _choice_groups(elements: dict[str, Element]) -> tuple[tuple[str, tuple[str, ...], bool], ...]:

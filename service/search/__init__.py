@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, and_, false, func, or_, select
 
 from ..errors import BadRequest, Issue, PreconditionFailed
 from ..tables import resource, sp_reference
+from . import near
 from .params import Include, SearchRequest, parse
 from .query import criterion_condition, keyset, sort_key
 
@@ -47,16 +49,62 @@ def run(conn: Connection, req: SearchRequest, base_url: str, max_includes: int) 
     """Execute a search request and return the requested page."""
     R = resource
     where = [R.c.type == req.type, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in req.criteria]
-    if req.count == 0 or req.summary == "count":
+    point = _near(req)
+    if point is not None:
+        page = near_page(conn, req, where, point)
+    elif req.count == 0 or req.summary == "count":
         return Page([], total=_count(conn, where) if req.total != "none" else None)
-    page = _page(conn, req, where)
-    if req.total != "none":
+    else:
+        page = _page(conn, req, where)
+    if req.total != "none" and point is None:
         # A first page without a next page holds every match: its length is the total, no COUNT needed.
         complete = req.cursor is None and page.next_cursor is None
         page.total = len(page.matches) if complete else _count(conn, where)
     if req.includes or req.revincludes:
         page.included, page.warnings = _included(conn, req, page.matches, max_includes)
     return page
+
+
+def _near(req: SearchRequest) -> near.Point | None:
+    """The point of the request's near criterion; near orders the results, so _sort cannot."""
+    found = [c for c in req.criteria if c.param.special == "near"]
+    if len(found) > 1:
+        raise BadRequest("near can be given once", expression=found[1].name)
+    if found and req.sort:
+        raise BadRequest("near results are ordered by distance; leave out _sort", expression="_sort")
+    return near.Point(near.parse(found[0]), found[0].chain[0].param.code if found[0].chain else None) if found else None
+
+
+def near_page(conn: Connection, req: SearchRequest, where: list, point: near.Point) -> Page:
+    """One page of a near search: candidates in the box, exact distance in Python, nearest first (then creation)."""
+    best: dict[int, float] = {}
+    for pk, y, x in conn.execute(near.candidates(req.type, where, point.via)).all():
+        km = near.haversine_km(point.near.lat, point.near.lng, y, x) if y is not None and x is not None else None
+        if km is not None and km <= point.near.km and km < best.get(pk, math.inf):
+            best[pk] = km  # a resource at several Locations is as near as its nearest one
+    scored = sorted((km, pk) for pk, km in best.items())
+    total = len(scored) if req.total != "none" else None
+    if req.count == 0 or req.summary == "count":
+        return Page([], total=total)
+    direction, values = _decode(req.cursor, ["number", "pk"])
+    reverse = direction == "b"
+    if values is not None:
+        mark = (values[0], values[1])
+        scored = [s for s in scored if s < mark] if reverse else [s for s in scored if s > mark]
+    more = len(scored) > req.count
+    chosen = scored[-req.count:] if reverse else scored[:req.count]
+    by_pk = {r.pk: r for r in _by_pks(conn, [pk for _, pk in chosen])}
+    page = Page([by_pk[pk] for _, pk in chosen if pk in by_pk], total=total)
+    if chosen and (more or reverse):
+        page.next_cursor = _encode("a", list(chosen[-1]), ["number", "pk"])
+    if chosen and (values is not None and not reverse or reverse and more):
+        page.previous_cursor = _encode("b", list(chosen[0]), ["number", "pk"])
+    return page
+
+
+def _by_pks(conn: Connection, pks: list[int]) -> list[Row]:
+    R = resource
+    return [Row(*r) for r in conn.execute(select(R.c.pk, R.c.type, R.c.id, R.c.content).where(R.c.pk.in_(pks))).all()]
 
 
 def _count(conn: Connection, where: list) -> int:

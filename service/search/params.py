@@ -170,6 +170,8 @@ def _chained(rtype: str, param: SearchParam, type_modifier: str | None, rest: st
     if not known:  # a later hop names an unknown parameter (lenient: the whole chain is ignored)
         return None
     first = known[0]
+    if first.param.special == "near" and first.chain:  # search.near_page orders by the distance of one hop
+        raise BadRequest("near can follow one reference, e.g. HealthcareService?location.near=…", expression=name)
     chain = [Chain(param, usable)] + first.chain
     return Criterion(name, first.param, first.modifier, first.values, chain, first.resource_type)
 
@@ -201,7 +203,8 @@ def _sort_key(rtype: str, key: str) -> tuple[str, bool]:
     desc = key.startswith("-")
     code = key.lstrip("-")
     param = tables().search_params.get(rtype, {}).get(code)
-    if param is None or param.type not in ("string", "token", "date", "number", "quantity", "reference", "uri"):
+    computed = param is not None and param.special in ("near", "open-seats")  # no index rows to sort by
+    if param is None or computed or param.type not in ("string", "token", "date", "number", "quantity", "reference", "uri"):
         raise BadRequest(f"Cannot sort {rtype} by '{code}'", expression="_sort")
     return code, desc
 

@@ -15,7 +15,9 @@ from .. import dates
 from ..definitions import SearchParam, tables
 from ..errors import BadRequest
 from ..indexer import MAX_INDEXED_TEXT, normalize
+from ..seats import open_seats_expr
 from ..tables import INDEX_TABLES, resource, sp_reference
+from . import near
 from .params import Criterion, split_bar, split_prefix, unescape
 
 TOP = "\U0010ffff"  # sorts after every other string (byte order on PostgreSQL "C", code points on SQLite)
@@ -32,12 +34,24 @@ def _own(rtype: str, param: SearchParam, c: Criterion, R, base_url: str) -> Colu
     """The condition of criterion `c` on `param` of `rtype` (the last hop's parameter in a chain)."""
     if param.column:
         return _column(param.column, c, R)
+    if param.special in ("near", "open-seats"):
+        return _computed(param.special, c, R)
     table = INDEX_TABLES[param.type]
     present = select(table.c.resource_pk).where(table.c.type == rtype, table.c.name == param.code)
     if c.modifier == "missing":
         return not_(R.c.pk.in_(present)) if c.values[0] == "true" else R.c.pk.in_(present)
     matches = present.where(or_(*[_value_condition(table, param, c.modifier, v, base_url, c.name) for v in c.values]))
     return not_(R.c.pk.in_(matches)) if c.modifier == "not" else R.c.pk.in_(matches)
+
+
+def _computed(special: str, c: Criterion, R) -> ColumnElement:
+    """Parameters answered by code: near (its bounding box; search.run orders and cuts by distance) and open-seats."""
+    if special == "near":
+        return near.box_condition(near.parse(c), R)
+    seats = open_seats_expr(R)
+    if c.modifier == "missing":  # a track that states no seat capacity has no open-seats value
+        return seats.is_(None) if c.values[0] == "true" else seats.is_not(None)
+    return or_(*[_number(seats, seats, v, c.name) for v in c.values])
 
 
 def _column(column: str, c: Criterion, R) -> ColumnElement:

@@ -2,14 +2,14 @@
 
 Checks (local code system iop-eligibility): medically stable and not needing 24-hour supervision (ASAM:
 24-hour supervision means a residential or inpatient level, not 2.1), age fits the track, the program offers
-the requested track and schedule, the Coverage's payer is one the track accepts, and a seat is free.
+the requested track and schedule, the Coverage's payer is one the track accepts, and a seat is free (open seats from the track's rosters).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date
 
+from .. import seats
 from ..interactions import Unit
 from . import programs, records
 
@@ -17,7 +17,6 @@ CHECKS = f"{records.CS}/iop-eligibility"
 DISPLAY = {"medically-stable": "Medically stable", "needs-24h-supervision": "Needs 24-hour supervision",
            "age-fit": "Age fits the track", "track-fit": "Track and schedule offered",
            "insurance-in-network": "Insurance in network", "seat-available": "Seat available"}
-HOLDING_SEAT = "planned,active,onhold"
 
 
 @dataclass
@@ -144,22 +143,15 @@ def _insurance(unit: Unit, sr: dict, fitting: list[dict]) -> Check:
 
 
 def _seat(unit: Unit, org: dict | None, result: Assessment) -> Check:
+    """Open seats of the fitting track, from its rosters (service/seats.py: the directory shows the same figure)."""
     capacity = next(iter(records.extension_values(result.service, "seat-capacity")), None) if result.service else None
     if not isinstance(capacity, int) or org is None:
         return Check("seat-available", "unknown", "The track states no seat capacity")
-    rows = unit.find("EpisodeOfCare", f"organization={org['reference']}&status={HOLDING_SEAT}", limit=10000)
-    service_tracks = records.extension_codes(result.service, "specialized-track")
-    taken = sum(1 for r in rows if _same_track(json.loads(r.content), result.schedule, service_tracks))
-    if taken < capacity:
-        return Check("seat-available", "pass", f"{capacity - taken} of {capacity} seats free")
+    unit.flush()  # the rosters this unit wrote count too
+    free = seats.open_seats(unit.conn, result.service["id"])
+    if free is not None and free > 0:
+        return Check("seat-available", "pass", f"{free} of {capacity} seats free")
     return Check("seat-available", "fail", f"All {capacity} seats are taken: the patient would wait for a seat")
-
-
-def _same_track(episode: dict, schedule: str | None, service_tracks: set[str]) -> bool:
-    """Whether an enrollment holds a seat in the track: same schedule, and one of the track's specialized tracks."""
-    tracks = records.extension_codes(episode, "specialized-track")
-    return (schedule is None or schedule in records.extension_codes(episode, "schedule-track")) and \
-        (not service_tracks or not tracks or bool(tracks & service_tracks))
 
 
 def as_parameters(result: Assessment) -> dict:
