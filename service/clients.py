@@ -181,7 +181,7 @@ class RegisterSchema(Schema):
 def register(conn: Connection, data: dict) -> str:
     """Store a client from operator input (validated here); returns its new client_id."""
     clean = RegisterSchema().load(data)
-    client_id = secrets.token_urlsafe(18)
+    client_id = secrets.token_hex(16)  # hex: never starts with "-", which a command line would take for an option
     scopes = " ".join(dict.fromkeys(clean["scope"].split()))
     conn.execute(insert(auth_client).values(
         client_id=client_id, name=clean["name"], jwks=json.dumps(clean["jwks"]) if clean["jwks"] else None,

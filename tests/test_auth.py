@@ -178,13 +178,15 @@ def test_insufficient_scope_is_403_naming_the_scope(auth_app, auth_client):
 def test_disabled_client_is_refused_at_once(auth_app, auth_client):
     client_id, key = make_client(auth_app, "H", SCOPES)
     headers = bearer(auth_client, auth_app, client_id, key)
-    assert auth_client.get("/fhir/Task", headers=headers).status_code == 200
+    before = auth_client.get("/fhir/Task", headers=headers)
+    assert before.status_code == 200, before.get_json()
     runner = auth_app.test_cli_runner()
     result = runner.invoke(args=["clients", "disable", client_id])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, result.exception)
     resp = auth_client.get("/fhir/Task", headers=headers)
-    assert resp.status_code == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
-    assert get_token(auth_client, auth_app, client_id, key).get_json()["error"] == "invalid_client"
+    assert resp.status_code == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"], (resp.status_code, resp.get_json())
+    again = get_token(auth_client, auth_app, client_id, key).get_json()
+    assert again["error"] == "invalid_client", again
 
 
 def test_purpose_of_use_header(auth_app, auth_client):
@@ -259,3 +261,33 @@ def live_auth_server(auth_app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/fhir"
     server.shutdown()
+
+
+def test_a_client_disabled_by_another_process_is_refused_within_moments(auth_app, auth_client, database_url):
+    """PostgreSQL: workers cache client standing and drop it on NOTIFY; another process's disable reaches us at its commit."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite looks the client up on every request")
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from service import standing
+    client_id, key = make_client(auth_app, "H", SCOPES)
+    headers = bearer(auth_client, auth_app, client_id, key)
+    deadline = time.monotonic() + 5
+    while standing._listening is None and time.monotonic() < deadline:  # the listener connects in the background
+        auth_client.get("/fhir/Task", headers=headers)
+        time.sleep(0.02)
+    assert auth_client.get("/fhir/Task", headers=headers).status_code == 200
+    assert client_id in standing._cache  # served from the cache now
+    other = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with other.begin() as conn:  # what `flask clients disable` does, from another process's connection
+            conn.execute(text("UPDATE auth_client SET status = 'disabled' WHERE client_id = :c"), {"c": client_id})
+            conn.execute(text(f"NOTIFY {standing.CHANNEL}"))
+    finally:
+        other.dispose()
+    deadline = time.monotonic() + 2
+    while auth_client.get("/fhir/Task", headers=headers).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert auth_client.get("/fhir/Task", headers=headers).status_code == 401
