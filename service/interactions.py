@@ -109,9 +109,10 @@ def precommit(unit: Unit) -> None:
     """Stages run after every entry is stored and before commit, in this fixed order."""
     from . import audit, subscriptions, workflows  # all write through this module
 
-    workflows.run(unit)
-    for step in unit.after_workflows:
-        step(unit)
+    with privacy.program_work():  # the workflows act for the program, not for the client whose write triggered them
+        workflows.run(unit)
+        for step in unit.after_workflows:
+            step(unit)
     subscriptions.precommit(unit)  # notifications for what the unit (workflows included) changed, in its transaction
     audit.precommit(unit)  # an AuditEvent per change, chained; takes the audit chain head, so it comes last
     unit.flush()
@@ -222,6 +223,7 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
         if matches:
             existing = unit.current(rtype, matches[0].id)
             assert existing is not None
+            privacy.check_write(unit, existing)  # an outside client is not handed a match it may not see
             return Result(existing, 200)
     rid = rid or new_id()
     content, final = prepare(unit, resource, rid, 1)

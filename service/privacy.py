@@ -14,9 +14,11 @@ $everything and Bundle responses leave it out. Each disclosure carries the §2.3
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -158,9 +160,25 @@ def check_read(conn: Connection, stored) -> dict[str, str]:
     return notice_headers(consent)
 
 
+_PROGRAM_WORK = contextvars.ContextVar("iop_program_work", default=False)
+
+
+@contextlib.contextmanager
+def program_work() -> Iterator[None]:
+    """The program's own work inside a client's unit (the workflows a referral triggers): no visibility checks on what
+    it changes. What it creates there is stamped as the client's (the Task the referral workflow makes for a
+    ServiceRequest that came without one belongs to the referral the client sent)."""
+    token = _PROGRAM_WORK.set(True)
+    try:
+        yield
+    finally:
+        _PROGRAM_WORK.reset(token)
+
+
 def check_write(unit, prior) -> None:
-    """An outside client changes only what it may see and may have disclosed to it (404 / 403 as for a read)."""
-    if unit.options.access.internal or prior is None or prior.deleted:
+    """An outside client changes (or matches, in a conditional create) only what it may see and may have disclosed
+    to it: 404 / 403 as for a read."""
+    if unit.options.access.internal or _PROGRAM_WORK.get() or prior is None or prior.deleted:
         return
     unit.flush()
     if has_request_context() and access_mod.current() == unit.options.access:

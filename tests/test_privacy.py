@@ -304,6 +304,35 @@ def test_an_outside_client_cannot_change_or_delete_what_it_may_not_see(world):
     assert world["client"].delete(f"/fhir/Task/{world['task']}", headers=world["a"]).status_code == 204
 
 
+def test_a_conditional_create_does_not_hand_over_a_match_the_client_may_not_see(world, client):
+    mrn = {"system": "https://iop.example.org/fhir/sid/mrn", "value": "MRN-2"}
+    created(client, {"resourceType": "Patient", "id": "p2", "identifier": [mrn]})
+    resp = post(world["client"], "Patient", {"resourceType": "Patient", "identifier": [mrn]},
+                **world["b"], **{"If-None-Exist": f"identifier={mrn['system']}|MRN-2"})
+    assert_outcome(resp, 404)
+
+
+def test_a_referral_sent_by_a_hospital_runs_the_program_workflows(program, auth_app, auth_client):
+    """The workflows a hospital's referral triggers act for the program; the Task the referral workflow creates for a
+    ServiceRequest sent without one is part of the hospital's referral (it can read it)."""
+    from helpers import example
+
+    client = program
+    cid, key = make_client(auth_app, "Lakeside", "system/*.cruds", organization="Organization/hosp-org-lakeside")
+    headers = bearer(auth_client, auth_app, cid, key)
+    bundle = example("journey-01-referral.json")
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Task"]
+    resp = post(auth_client, "", bundle, **headers)
+    assert resp.status_code == 200, resp.get_json()
+    written = [e["response"]["location"].split("/_history")[0] for e in resp.get_json()["entry"]]
+    stamped = [r for r in written if client.get(f"/fhir/{r}").get_json().get("meta", {}).get("source", "").startswith(privacy.WRITER)]
+    assert stamped == written  # what the hospital sent is its own
+    [task] = [e["resource"] for e in client.get("/fhir/Task").get_json()["entry"]]
+    assert task["meta"]["source"].endswith("#Organization/hosp-org-lakeside")
+    assert auth_client.get(f"/fhir/Task/{task['id']}", headers=headers).status_code == 200
+    assert labels(task) >= PART2  # its focus, the referral, is Part 2 data
+
+
 def test_the_creator_stamp_cannot_be_forged(world):
     forged = {"resourceType": "Patient", "meta": {"source": f"{privacy.WRITER}x#Organization/hosp-b"}}
     resp = post(world["client"], "Patient", forged, **world["a"]).get_json()
