@@ -38,6 +38,7 @@ from . import audit_chain, dates, repository
 from .access import Access
 from .conformance import CANONICAL
 from .repository import Batch
+from .tables import INDEX_TABLES, resource, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,22 @@ def write_events(db, events: list[dict]) -> None:
     with db.write() as conn:
         batch, now = Batch(), dates.utcnow()
         stored = [_stored_event(conn, batch, ev, now, db.keys.next(conn) if db.keys else None) for ev in events]
-        audit_chain.append(conn, stored, lambda: batch.flush(conn))
+        few = len(stored) <= audit_chain.FEW  # then the rows go in the chain's own pipelined round trip
+        audit_chain.append(conn, stored, (lambda: batch.flush(conn)) if few else (lambda: _copy_batch(conn, batch)))
+
+
+def _copy_batch(conn, batch: Batch) -> None:
+    """The batch's rows: by COPY on PostgreSQL (a read-audit batch is up to hundreds of events), else as the repository does."""
+    if conn.dialect.name != "postgresql":
+        batch.flush(conn)
+        return
+    queued = [(resource, batch.resources), (resource_version, batch.versions)]
+    queued += [(INDEX_TABLES[kind], rows) for kind, rows in batch.index.items()]
+    for table, rows in queued:
+        if rows:
+            columns = list(rows[0])
+            audit_chain.copy_rows(conn, table.name, columns, ([row[c] for c in columns] for row in rows))
+    batch.resources, batch.versions, batch.index = [], [], {}
 
 
 # ------------------------------------------------------------------------------- the read-audit buffer

@@ -12,7 +12,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import text
 
 from helpers import FHIR, assert_outcome, created, patient, post, put
-from service import audit, repository
+from service import audit, audit_chain, repository
 from service.access import Access, Scope
 
 AGENT = f"{audit.CLIENT_ID_SYSTEM}|development"
@@ -179,6 +179,15 @@ def test_the_buffer_writes_what_it_holds_and_reports_how_many(app):
             audit.record_access("read", ["Patient/x"], 0)
     assert audit.flush(app) == 3
     assert audit.flush(app) == 0
+
+
+def test_a_large_batch_of_read_audits_is_stored_searchable_and_chained(app, client):
+    with app.test_request_context("/fhir/Patient/x"):
+        for i in range(audit_chain.FEW * 3):
+            audit.record_access("read", [f"Patient/p{i}/_history/1"], 0)
+    assert audit.flush(app) == audit_chain.FEW * 3
+    assert whats(events(client, "entity=Patient/p7")[0]) == ["Patient/p7/_history/1"]
+    assert verify(app) == (0, f"OK: {audit_chain.FEW * 3 + 1} audit events, chain intact\n")  # and the search
 
 
 # ------------------------------------------------------------------------------- append-only through the API
