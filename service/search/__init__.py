@@ -48,8 +48,9 @@ class Page:
 def run(conn: Connection, req: SearchRequest, base_url: str, max_includes: int) -> Page:
     """Execute a search request and return the requested page."""
     R = resource
-    where = [R.c.type == req.type, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in req.criteria]
     point = _near(req)
+    criteria = [c for c in req.criteria if point is None or c.param.special != "near"]  # near_page applies its box
+    where = [R.c.type == req.type, R.c.deleted == false()] + [criterion_condition(c, R, base_url) for c in criteria]
     if point is not None:
         page = near_page(conn, req, where, point)
     elif req.count == 0 or req.summary == "count":
@@ -78,7 +79,7 @@ def _near(req: SearchRequest) -> near.Point | None:
 def near_page(conn: Connection, req: SearchRequest, where: list, point: near.Point) -> Page:
     """One page of a near search: candidates in the box, exact distance in Python, nearest first (then creation)."""
     best: dict[int, float] = {}
-    for pk, y, x in conn.execute(near.candidates(req.type, where, point.via)).all():
+    for pk, y, x in conn.execute(near.candidates(req.type, where, point)).all():
         km = near.haversine_km(point.near.lat, point.near.lng, y, x) if y is not None and x is not None else None
         if km is not None and km <= point.near.km and km < best.get(pk, math.inf):
             best[pk] = km  # a resource at several Locations is as near as its nearest one

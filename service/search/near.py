@@ -76,48 +76,58 @@ def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-def box_condition(near: Near, R) -> ColumnElement:
-    """Location rows of R whose indexed position lies in the box around the circle (every match, some more)."""
+def box(near: Near) -> tuple[tuple[float, float], list[tuple[float, float]]]:
+    """The latitude range and the longitude spans (two across the antimeridian) of the box around the circle."""
     dlat = math.degrees(near.km / EARTH_KM)
-    lat_low, lat_high = near.lat - dlat, near.lat + dlat
-    lat = _coordinate("near-lat").where(sp_number.c.value >= lat_low, sp_number.c.value <= lat_high)
-    if lat_low <= -90 or lat_high >= 90:  # the circle holds a pole: every longitude
-        return R.c.pk.in_(lat)
+    lat = (near.lat - dlat, near.lat + dlat)
+    if lat[0] <= -90 or lat[1] >= 90:  # the circle holds a pole: every longitude
+        return lat, [(-180.0, 180.0)]
     dlng = math.degrees(math.asin(min(1.0, math.sin(near.km / EARTH_KM) / math.cos(math.radians(near.lat)))))
     low, high = near.lng - dlng, near.lng + dlng
-    spans = [(low, high)]
-    if low < -180:  # across the antimeridian: two spans
-        spans = [(-180.0, high), (low + 360, 180.0)]
-    elif high > 180:
-        spans = [(low, 180.0), (-180.0, high - 360)]
     if dlng >= 180:
-        spans = [(-180.0, 180.0)]
-    lng = _coordinate("near-lng").where(or_(*[and_(sp_number.c.value >= a, sp_number.c.value <= b) for a, b in spans]))
-    return and_(R.c.pk.in_(lat), R.c.pk.in_(lng))
+        return lat, [(-180.0, 180.0)]
+    if low < -180:
+        return lat, [(-180.0, high), (low + 360, 180.0)]
+    if high > 180:
+        return lat, [(low, 180.0), (-180.0, high - 360)]
+    return lat, [(low, high)]
+
+
+def _in_box(near: Near, lat_col, lng_col) -> ColumnElement:
+    (low, high), spans = box(near)
+    return and_(lat_col >= low, lat_col <= high, or_(*[and_(lng_col >= a, lng_col <= b) for a, b in spans]))
+
+
+def box_condition(near: Near, R) -> ColumnElement:
+    """Rows of R whose indexed position lies in the box around the circle (every match, some more)."""
+    lat, lng = sp_number.alias(), sp_number.alias()
+    inside = select(lat.c.resource_pk).join(lng, and_(lng.c.resource_pk == lat.c.resource_pk, lng.c.type == "Location",
+                                                      lng.c.name == "near-lng")) \
+        .where(lat.c.type == "Location", lat.c.name == "near-lat", _in_box(near, lat.c.value, lng.c.value))
+    return R.c.pk.in_(inside)
 
 
 def _coordinate(name: str):
     return select(sp_number.c.resource_pk).where(sp_number.c.type == "Location", sp_number.c.name == name)
 
 
-def coordinates_columns(R) -> tuple[ColumnElement, ColumnElement]:
-    """Scalar subqueries: the indexed latitude and longitude of R."""
-    def one(name: str) -> ColumnElement:
-        n = sp_number.alias()
-        return select(n.c.value).where(n.c.resource_pk == R.c.pk, n.c.type == "Location", n.c.name == name) \
-            .limit(1).scalar_subquery()
-    return one("near-lat"), one("near-lng")
+def candidates(rtype: str, where: list, point: Point) -> Select:
+    """(pk, latitude, longitude) of the matches: of the Location itself, or of each Location that `via` names.
 
-
-def candidates(rtype: str, where: list, via: str | None) -> Select:
-    """(pk, latitude, longitude) of the matches: of the Location itself, or of each Location that `via` names."""
+    `where` leaves out the near criterion itself: its box is applied here, on the joined coordinate rows.
+    """
     R = resource
-    if via is None:
-        lat, lng = coordinates_columns(R)
-        return select(R.c.pk, lat, lng).where(*where)
-    ref, L = sp_reference.alias(), resource.alias()
-    lat, lng = coordinates_columns(L)
-    linked = R.join(ref, and_(ref.c.resource_pk == R.c.pk, ref.c.type == rtype, ref.c.name == via,
-                              ref.c.target_type == "Location")) \
-        .join(L, and_(L.c.type == "Location", L.c.id == ref.c.target_id, L.c.deleted == false()))
-    return select(R.c.pk, lat, lng).select_from(linked).where(*where)
+    lat, lng = sp_number.alias(), sp_number.alias()
+    if point.via is None:
+        located = R.c.pk
+        source = R
+    else:
+        ref, L = sp_reference.alias(), resource.alias()
+        source = R.join(ref, and_(ref.c.resource_pk == R.c.pk, ref.c.type == rtype, ref.c.name == point.via,
+                                  ref.c.target_type == "Location")) \
+            .join(L, and_(L.c.type == "Location", L.c.id == ref.c.target_id, L.c.deleted == false()))
+        located = L.c.pk
+    source = source.join(lat, and_(lat.c.resource_pk == located, lat.c.type == "Location", lat.c.name == "near-lat")) \
+        .join(lng, and_(lng.c.resource_pk == located, lng.c.type == "Location", lng.c.name == "near-lng"))
+    return select(R.c.pk, lat.c.value, lng.c.value).select_from(source) \
+        .where(*where, _in_box(point.near, lat.c.value, lng.c.value))
