@@ -121,6 +121,15 @@ def ig_validator_url(peers: Path) -> Iterator[str]:
     _stop(proc)
 
 
+@pytest.fixture
+def peer(peer_server: str) -> str:
+    """The Medplum peer emptied for this test (a referrer's rest-hook receiver: notifications POSTed to <peer>/Bundle)."""
+    import requests
+
+    requests.post(f"{peer_server.rsplit('/fhir', 1)[0]}/_peer/reset", timeout=5).raise_for_status()
+    return peer_server
+
+
 @pytest.fixture(scope="session")
 def peer_server(peers: Path) -> Iterator[str]:
     """medplum-memory-server.mjs: a real FHIR R4 server standing in for an external EHR."""

@@ -56,6 +56,10 @@ def fault(peer: str, **spec) -> None:
     requests.post(f"{root(peer)}/_peer/faults", json=spec, timeout=5).raise_for_status()
 
 
+def clear_faults(peer: str) -> None:
+    requests.delete(f"{root(peer)}/_peer/faults", timeout=5).raise_for_status()
+
+
 def received(peer: str) -> list[dict]:
     """Every notification POST the peer saw, in order: {status, headers, body}."""
     log = requests.get(f"{root(peer)}/_peer/requests", timeout=5).json()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-import pytest
 import requests
 import responses
 from subscription_helpers import (
@@ -15,7 +14,6 @@ from subscription_helpers import (
     later,
     payload,
     received,
-    reset,
     rows,
     status_params,
     subscribe,
@@ -25,12 +23,6 @@ from subscription_helpers import (
 
 from helpers import post, put
 from service import dates, outbox
-
-
-@pytest.fixture
-def peer(peer_server):
-    reset(peer_server)
-    return peer_server
 
 
 def event_numbers(bundles: list[dict]) -> list[str]:

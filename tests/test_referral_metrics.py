@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import event, select, update
 from test_conformance import assert_valid
-from test_referrals import PROGRAM, SETUP, decide, referral_bundle, search
+from test_referrals import PROGRAM, attend_intake, decide, referral_bundle, search
 
-from helpers import EXAMPLES, assert_outcome, post, put
+from helpers import assert_outcome, post, put
 from service import dates
 from service.tables import resource_version
 
@@ -25,16 +25,6 @@ FIGURE = "https://iop.example.org/fhir/CodeSystem/iop-referral-measure"
 POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 TRACK = "HealthcareService/iop-hs-adult-evening"
 MARCH = datetime(2026, 3, 2, 8, 0)  # stamped receipt times start here
-
-
-@pytest.fixture
-def program(client):
-    """The IOP's directory entries and staff (as tests/test_referrals.py loads them)."""
-    for file in sorted(EXAMPLES.glob("*.json")):
-        body = json.loads(file.read_text())
-        if body["resourceType"] in SETUP:
-            assert put(client, f"{body['resourceType']}/{body['id']}", body).status_code in (200, 201), file.name
-    return client
 
 
 # ------------------------------------------------------------------------------- driving referrals
@@ -78,12 +68,7 @@ def focus(client, task_id: str) -> str:
 def attend(client, task_id: str) -> None:
     """The intake session is attended: the enrollment becomes active and the referral admitted."""
     [episode] = search(client, f"EpisodeOfCare?incoming-referral={focus(client, task_id)}")
-    encounter = {"resourceType": "Encounter", "status": "finished",
-                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
-                 "subject": episode["patient"], "episodeOfCare": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
-                 "participant": [{"individual": {"reference": "Practitioner/iop-pract-counselor"}}],
-                 "period": {"start": "2026-11-30T16:00:00-06:00", "end": "2026-11-30T17:00:00-06:00"}}
-    assert post(client, "Encounter", encounter).status_code == 201
+    attend_intake(client, episode)
 
 
 def set_status(client, appointment: dict, status: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from subscription_helpers import deliver, fault, received, reset, rows, status_params, subscribe
-from test_referrals import decide, referral_bundle, search, step
+from subscription_helpers import clear_faults, deliver, fault, received, reset, rows, status_params, subscribe
+from test_referrals import attend_intake, decide, referral_bundle, search, step
 
 from helpers import post, put
 from service import create_app
@@ -77,17 +77,12 @@ def test_every_status_change_reaches_the_referrer_once_and_in_order(program, app
     fault(peer_server, status=503, count=50)
     deliver(app)
     [episode] = search(client, f"EpisodeOfCare?incoming-referral={task['focus']['reference']}")
-    intake = {"resourceType": "Encounter", "status": "finished",
-              "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
-              "subject": episode["patient"], "episodeOfCare": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
-              "participant": [{"individual": {"reference": "Practitioner/iop-pract-counselor"}}],
-              "period": {"start": "2026-11-30T16:00:00-06:00", "end": "2026-11-30T17:00:00-06:00"}}
-    assert post(client, "Encounter", intake).status_code == 201
+    attend_intake(client, episode)
     episode = client.get(f"/fhir/EpisodeOfCare/{episode['id']}").get_json()
     episode.update(status="finished", period={"start": episode["period"]["start"], "end": "2026-12-18"})
     assert put(client, f"EpisodeOfCare/{episode['id']}", episode).status_code == 200
     assert rows(app, "pending")
-    requests_delete_faults(peer_server)
+    clear_faults(peer_server)
     restarted = create_app({"DATABASE_URL": database_url, "AUTH": "off", "LOG_LEVEL": "WARNING"})
     try:
         drain(restarted)
@@ -124,8 +119,3 @@ def test_a_declined_referral_reaches_the_referrer_with_its_reason(program, app, 
     task = next(e["resource"] for e in sent[-1]["entry"][1:] if e["resource"]["resourceType"] == "Task")
     assert "24-hour supervision" in task["statusReason"]["text"]
 
-
-def requests_delete_faults(peer: str) -> None:
-    import requests
-    from subscription_helpers import root
-    requests.delete(f"{root(peer)}/_peer/faults", timeout=5).raise_for_status()

@@ -13,7 +13,6 @@ from helpers import assert_outcome, count_rows, example, post, put
 CS = "https://iop.example.org/fhir/CodeSystem"
 STEP = f"{CS}/iop-referral-step"
 PROGRAM = "Organization/iop-org-riverside"
-SETUP = ("Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole")
 
 
 def referral_bundle(**changes) -> dict:
@@ -41,6 +40,16 @@ def the_task(client) -> dict:
 
 def step(task: dict) -> str:
     return next(c["code"] for c in task["businessStatus"]["coding"] if c["system"] == STEP)
+
+
+def attend_intake(client, episode: dict) -> None:
+    """The patient attends the intake session of an enrollment (an Encounter of that episode, with the counselor)."""
+    intake = {"resourceType": "Encounter", "status": "finished",
+              "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
+              "subject": episode["patient"], "episodeOfCare": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
+              "participant": [{"individual": {"reference": "Practitioner/iop-pract-counselor"}}],
+              "period": {"start": "2026-11-30T16:00:00-06:00", "end": "2026-11-30T17:00:00-06:00"}}
+    assert post(client, "Encounter", intake).status_code == 201
 
 
 def decide(client, task_id: str, decision: str, **extra) -> object:
@@ -81,12 +90,7 @@ def test_a_referral_goes_from_intake_to_discharge_and_the_referrer_sees_every_st
     [provenance] = search(client, f"Provenance?target=Task/{task['id']}")
     assert provenance["agent"][0]["who"]["reference"] == "Practitioner/iop-pract-counselor"
 
-    intake = {"resourceType": "Encounter", "status": "finished",
-              "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
-              "subject": episode["patient"], "episodeOfCare": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
-              "participant": [{"individual": {"reference": "Practitioner/iop-pract-counselor"}}],
-              "period": {"start": "2026-11-30T16:00:00-06:00", "end": "2026-11-30T17:00:00-06:00"}}
-    assert post(client, "Encounter", intake).status_code == 201
+    attend_intake(client, episode)
     task = the_task(client)
     assert task["status"] == "in-progress" and step(task) == "admitted"
     episode = client.get(f"/fhir/EpisodeOfCare/{episode['id']}").get_json()

@@ -24,13 +24,6 @@ from helpers import assert_outcome, count_rows, post, put
 from service import interactions
 
 
-@pytest.fixture
-def peer(peer_server):
-    """The referring hospital's rest-hook receiver: notifications POSTed to <peer>/Bundle are stored there."""
-    reset(peer_server)
-    return peer_server
-
-
 def test_handshake_makes_a_requested_subscription_active(client, app, peer):
     """A new Subscription (requested) gets a handshake; once the receiver accepts it the Subscription is active."""
     created = post(client, "Subscription", subscription(f"{peer}/Bundle", "Task?requester=Organization/hosp"))

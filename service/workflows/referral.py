@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .. import conformance, interactions
+from .. import conformance, dates, interactions
 from ..errors import Unprocessable
 from ..interactions import Change, Unit
 from . import enrollment, programs, records, task_states, trigger
@@ -27,16 +27,16 @@ def is_referral(sr: dict) -> bool:
     return not records.claims(sr, AFTERCARE) and bool(records.extension_values(sr, "requested-level-of-care"))
 
 
-def content(change: Change) -> dict | None:
-    stored = change.stored
-    return None if stored.deleted or stored.content is None else json.loads(stored.content)
+def content(stored) -> dict | None:
+    """A stored version's resource (None when there is none or it is a deletion)."""
+    return None if stored is None or stored.deleted or stored.content is None else json.loads(stored.content)
 
 
 # ------------------------------------------------------------------------------- ServiceRequest
 @trigger("ServiceRequest")
 def on_service_request(unit: Unit, change: Change) -> None:
     """Check an inbound referral and give it a fulfilment Task when it arrived without one."""
-    sr = content(change)
+    sr = content(change.stored)
     if sr is None or not is_referral(sr):
         return
     _check_referral(unit, sr)
@@ -107,7 +107,6 @@ RESULTING = ("http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSys
 
 
 def _instant(unit: Unit) -> str:
-    from .. import dates
     return dates.instant(unit.now)
 
 
@@ -115,10 +114,10 @@ def _instant(unit: Unit) -> str:
 @trigger("Task")
 def on_task(unit: Unit, change: Change) -> None:
     """A fulfilment Task moves only along the state machine; an inbound referral's is owned by one of our programs."""
-    task = content(change)
+    task = content(change.stored)
     if task is None or FULFILL not in records.codes(task.get("code")):
         return
-    before = content_of(change.previous)
+    before = content(change.previous)
     if before is not None and before.get("status") != task.get("status"):
         task_states.check_transition(before.get("status"), task.get("status"))
     sr = records.require(unit, task.get("focus"), "Task.focus") if records.split(task.get("focus")) else None
@@ -156,10 +155,6 @@ def _made_here(task: dict, sr: dict) -> bool:
                for i in task.get("identifier", []) if isinstance(i, dict))
 
 
-def content_of(stored) -> dict | None:
-    return None if stored is None or stored.deleted or stored.content is None else json.loads(stored.content)
-
-
 def task_for(unit: Unit, sr_reference: object) -> dict | None:
     """The fulfilment Task of a referral (the first, when a resend made more than one impossible anyway)."""
     ref = records.ref_text(sr_reference)
@@ -182,9 +177,9 @@ def advance(unit: Unit, task: dict, status: str | None, step: str, text: str | N
 @trigger("Appointment")
 def on_appointment(unit: Unit, change: Change) -> None:
     """An intake appointment for a referral: booked → intake scheduled; noshow → no-show."""
-    appt = content(change)
+    appt = content(change.stored)
     step = {"booked": "intake-scheduled", "noshow": "no-show"}.get((appt or {}).get("status"))
-    if step is None or (content_of(change.previous) or {}).get("status") == appt["status"]:
+    if step is None or (content(change.previous) or {}).get("status") == appt["status"]:
         return
     for ref in appt.get("basedOn", []):
         task = task_for(unit, ref) if (records.ref_text(ref) or "").startswith("ServiceRequest/") else None
@@ -195,7 +190,7 @@ def on_appointment(unit: Unit, change: Change) -> None:
 @trigger("Encounter")
 def on_encounter(unit: Unit, change: Change) -> None:
     """The first attended session of an enrolled patient makes the enrollment active (admission)."""
-    enc = content(change)
+    enc = content(change.stored)
     if enc is None or enc.get("status") not in ("in-progress", "finished") or not _attended(enc):
         return
     for ref in enc.get("episodeOfCare", []):
@@ -212,8 +207,8 @@ def _attended(enc: dict) -> bool:
 @trigger("EpisodeOfCare")
 def on_episode(unit: Unit, change: Change) -> None:
     """Enrollment active → referral Task in-progress (admitted); finished → Task completed with outputs."""
-    episode = content(change)
-    before = (content_of(change.previous) or {}).get("status")
+    episode = content(change.stored)
+    before = (content(change.previous) or {}).get("status")
     if episode is None or episode.get("status") == before:
         return
     for ref in episode.get("referralRequest", []):
