@@ -7,6 +7,7 @@ import re
 from .. import conformance, interactions
 from ..errors import Unprocessable
 from ..interactions import Unit
+from ..repository import Stored
 
 SID = f"{conformance.CANONICAL}/sid"
 SD = f"{conformance.CANONICAL}/StructureDefinition"
@@ -27,14 +28,20 @@ def ref_text(reference: object) -> str | None:
     return f"{parts[0]}/{parts[1]}" if parts else None
 
 
-def written(unit: Unit) -> dict[str, dict | None]:
-    """What this unit has written so far, 'Type/id' -> current content (None when deleted): no query needed."""
+def written(unit: Unit) -> dict[str, Stored]:
+    """What this unit has written so far, 'Type/id' -> its latest stored version: no query needed.
+
+    Versions are parsed only when a workflow looks at one (a large transaction is not parsed again here)."""
     cache = memo(unit)
     if cache.get("written_upto") != len(unit.changes):
-        cache["written"] = {f"{c.stored.type}/{c.stored.id}": (None if c.stored.deleted or c.stored.content is None
-                                                               else json.loads(c.stored.content)) for c in unit.changes}
+        cache["written"] = {f"{c.stored.type}/{c.stored.id}": c.stored for c in unit.changes}
         cache["written_upto"] = len(unit.changes)
     return cache["written"]
+
+
+def parsed(stored: Stored | None) -> dict | None:
+    """A stored version's resource (None when there is none or it is a deletion)."""
+    return None if stored is None or stored.deleted or stored.content is None else json.loads(stored.content)
 
 
 def created_here(unit: Unit, rtype: str, rid: str) -> bool:
@@ -48,11 +55,8 @@ def read(unit: Unit, reference: object) -> dict | None:
     parts = split(reference)
     own = written(unit)
     if parts and f"{parts[0]}/{parts[1]}" in own:
-        return own[f"{parts[0]}/{parts[1]}"]
-    stored = unit.current(*parts) if parts else None
-    if stored is None or stored.deleted or stored.content is None:
-        return None
-    return json.loads(stored.content)
+        return parsed(own[f"{parts[0]}/{parts[1]}"])
+    return parsed(unit.current(*parts)) if parts else None
 
 
 def read_many(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dict]:
@@ -60,7 +64,7 @@ def read_many(unit: Unit, references: list[tuple[str, object]]) -> dict[str, dic
     from .. import search
 
     own = written(unit)
-    found = {key: own[key] for _, ref in references if (key := ref_text(ref)) in own and own[key] is not None}
+    found = {key: content for _, ref in references if (key := ref_text(ref)) in own and (content := parsed(own[key])) is not None}
     wanted = sorted({parts for _, ref in references if (parts := split(ref)) and f"{parts[0]}/{parts[1]}" not in own})
     if wanted:
         unit.flush()

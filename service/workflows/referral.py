@@ -27,16 +27,11 @@ def is_referral(sr: dict) -> bool:
     return not records.claims(sr, AFTERCARE) and bool(records.extension_values(sr, "requested-level-of-care"))
 
 
-def content(stored) -> dict | None:
-    """A stored version's resource (None when there is none or it is a deletion)."""
-    return None if stored is None or stored.deleted or stored.content is None else json.loads(stored.content)
-
-
 # ------------------------------------------------------------------------------- ServiceRequest
 @trigger("ServiceRequest")
 def on_service_request(unit: Unit, change: Change) -> None:
     """Check an inbound referral and give it a fulfilment Task when it arrived without one."""
-    sr = content(change.stored)
+    sr = records.parsed(change.stored)
     if sr is None or not is_referral(sr):
         return
     _check_referral(unit, sr)
@@ -48,8 +43,8 @@ def _tasks_of(unit: Unit, sr: dict) -> list[dict]:
     """The Tasks whose focus is this referral (for a referral created in this unit, only the unit's own writes)."""
     focus = f"ServiceRequest/{sr['id']}"
     if records.created_here(unit, "ServiceRequest", sr["id"]):
-        return [r for r in records.written(unit).values()
-                if r and r["resourceType"] == "Task" and records.ref_text(r.get("focus")) == focus]
+        tasks = (records.parsed(v) for v in records.written(unit).values() if v.type == "Task")
+        return [t for t in tasks if t and records.ref_text(t.get("focus")) == focus]
     return [json.loads(row.content) for row in unit.find("Task", f"focus={focus}", limit=20)]
 
 
@@ -114,10 +109,10 @@ def _instant(unit: Unit) -> str:
 @trigger("Task")
 def on_task(unit: Unit, change: Change) -> None:
     """A fulfilment Task moves only along the state machine; an inbound referral's is owned by one of our programs."""
-    task = content(change.stored)
+    task = records.parsed(change.stored)
     if task is None or FULFILL not in records.codes(task.get("code")):
         return
-    before = content(change.previous)
+    before = records.parsed(change.previous)
     if before is not None and before.get("status") != task.get("status"):
         task_states.check_transition(before.get("status"), task.get("status"))
     sr = records.require(unit, task.get("focus"), "Task.focus") if records.split(task.get("focus")) else None
@@ -177,9 +172,9 @@ def advance(unit: Unit, task: dict, status: str | None, step: str, text: str | N
 @trigger("Appointment")
 def on_appointment(unit: Unit, change: Change) -> None:
     """An intake appointment for a referral: booked → intake scheduled; noshow → no-show."""
-    appt = content(change.stored)
+    appt = records.parsed(change.stored)
     step = {"booked": "intake-scheduled", "noshow": "no-show"}.get((appt or {}).get("status"))
-    if step is None or (content(change.previous) or {}).get("status") == appt["status"]:
+    if step is None or (records.parsed(change.previous) or {}).get("status") == appt["status"]:
         return
     for ref in appt.get("basedOn", []):
         task = task_for(unit, ref) if (records.ref_text(ref) or "").startswith("ServiceRequest/") else None
@@ -190,7 +185,7 @@ def on_appointment(unit: Unit, change: Change) -> None:
 @trigger("Encounter")
 def on_encounter(unit: Unit, change: Change) -> None:
     """The first attended session of an enrolled patient makes the enrollment active (admission)."""
-    enc = content(change.stored)
+    enc = records.parsed(change.stored)
     if enc is None or enc.get("status") not in ("in-progress", "finished") or not _attended(enc):
         return
     for ref in enc.get("episodeOfCare", []):
@@ -207,8 +202,8 @@ def _attended(enc: dict) -> bool:
 @trigger("EpisodeOfCare")
 def on_episode(unit: Unit, change: Change) -> None:
     """Enrollment active → referral Task in-progress (admitted); finished → Task completed with outputs."""
-    episode = content(change.stored)
-    before = (content(change.previous) or {}).get("status")
+    episode = records.parsed(change.stored)
+    before = (records.parsed(change.previous) or {}).get("status")
     if episode is None or episode.get("status") == before:
         return
     for ref in episode.get("referralRequest", []):
