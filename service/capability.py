@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from . import __version__, conformance, dates, subscription_ops
+from . import __version__, conformance, dates, ops, subscription_ops
 from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
@@ -50,7 +50,8 @@ def statement(base_url: str, secured: bool = False) -> dict:
             "mode": "server",
             "resource": [_resource(rtype) for rtype in sorted(t.resource_types & _declarable())],
             "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
-            "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items() if name not in TASK_OPERATIONS],
+            "operation": [{"name": name, "definition": url} for name, url in OPERATIONS.items() if name not in TASK_OPERATIONS]
+            + _registered(None),
         }],
     }
     if secured:  # with IOP_AUTH=off nothing is required, and clients such as fhirclient would wait for an authorization
@@ -117,10 +118,15 @@ def _resource(rtype: str) -> dict:
         operations.append({"name": "expand", "definition": OPERATIONS["expand"]})
     if rtype == "Task":
         operations += [{"name": name, "definition": OPERATIONS[name]} for name in TASK_OPERATIONS]
-    entry["operation"] = operations
+    entry["operation"] = operations + _registered(rtype)
     if rtype == "Subscription":
         subscription_ops.declare(entry)
     return entry
+
+
+def _registered(rtype: str | None) -> list[dict]:
+    """Operations that feature modules register (service/ops), named without their "$"."""
+    return [{"name": op.name.removeprefix("$"), "definition": op.definition} for op in ops.for_type(rtype)]
 
 
 def _revincludes(target: str) -> list[str]:

@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, conformance, history, interactions, messaging, privacy, repository, scopes, search, terminology_ops, validation, wire
+from . import bundles, conformance, ops, history, interactions, messaging, privacy, repository, scopes, search, terminology_ops, validation, wire
 from .db import get_db
 from .definitions import tables
-from .errors import BadRequest, Issue, NotFound, outcome
+from .errors import BadRequest, Issue, MethodNotAllowed, NotFound, outcome
 from .tables import resource, sp_reference
 
 OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
@@ -27,9 +27,11 @@ OPERATIONS = {"validate": "http://hl7.org/fhir/OperationDefinition/Resource-vali
 
 
 def system(name: str) -> Response:
-    """Operations on the base: POST $process-message (messaging.py)."""
+    """Operations on the base: POST $process-message (messaging.py), and registered ones (service/ops)."""
     if name == "$process-message":
         return messaging.operation()
+    if (op := _registered(None, name, "type_level")) is not None:
+        return op.type_level()
     raise NotFound(f"Operation {name} is not supported at the system level", code="not-supported")
 
 
@@ -42,6 +44,8 @@ def type_level(rtype: str, name: str) -> Response:
     if name == "$referral-metrics" and rtype == "Task":
         from . import referral_metrics
         return referral_metrics.operation()
+    if (op := _registered(rtype, name, "type_level")) is not None:
+        return op.type_level()
     raise NotFound(f"Operation {name} is not supported on {rtype}", code="not-supported")
 
 
@@ -59,7 +63,19 @@ def instance_level(rtype: str, rid: str, name: str) -> Response:
     if rtype == "Subscription" and name == "$status":
         from . import subscription_ops
         return subscription_ops.status(rid)
+    if (op := _registered(rtype, name, "instance_level")) is not None:
+        return op.instance_level(rid)
     raise NotFound(f"Operation {name} is not supported on {rtype}/{rid}", code="not-supported")
+
+
+def _registered(rtype: str | None, name: str, level: str) -> ops.Operation | None:
+    """The registered operation for this URL, None when there is none at this level; 405 for a wrong method."""
+    op = ops.find(rtype, name)
+    if op is None or getattr(op, level) is None:
+        return None
+    if request.method not in op.methods:
+        raise MethodNotAllowed(f"{name} takes {' or '.join(op.methods)}", code="not-supported")
+    return op
 
 
 def referral_operation(rid: str, name: str) -> Response:

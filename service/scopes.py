@@ -83,8 +83,17 @@ def create(rtype: str, req: Request) -> None:
 def operation(rtype: str | None, name: str, req: Request | None = None) -> None:
     if name == "$process-message" and req is not None:
         return process_message(req)
-    scope_type, letters = OPERATION_SCOPES.get(name, (None, "cruds"))  # an operation not listed: only a client with all
+    scope_type, letters = _operation_scope(rtype, name)
     require(scope_type or rtype or "*", letters, f"{name}")
+
+
+def _operation_scope(rtype: str | None, name: str) -> tuple[str | None, str]:
+    """What an operation needs: OPERATION_SCOPES, else its registration (service/ops); an unknown one needs everything."""
+    if name in OPERATION_SCOPES:
+        return OPERATION_SCOPES[name]
+    from . import ops
+    op = ops.find(rtype, name)
+    return op.scope if op is not None else (None, "cruds")
 
 
 def process_message(req: Request) -> None:
