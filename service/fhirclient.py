@@ -9,16 +9,20 @@ Errors (every one carries `.status`, `.response` and the remote's parsed `.outco
 
 `.retry_after` gives the remote's Retry-After in seconds when it sent one (429, 503).
 
-Nothing is retried here: the caller decides (the referral pull stops a poll and tries again at the next one).
-The bearer token, when given, is sent only to URLs under `base_url`: a `next` link elsewhere is refused with a
-FhirClientError, and redirects are not followed.
+Nothing is retried here (the caller decides: the referral pull stops a poll, the outbox backs off), with one
+exception: a 401 answered to a request sent with a renewable credential (SMART Backend Services) is sent once more
+with a fresh token. Credentials (a static token or an `auth` object) are sent only to URLs under `base_url`: a
+`next` link elsewhere is refused with a FhirClientError, and redirects are not followed.
 See: https://hl7.org/fhir/R4/http.html and https://hl7.org/fhir/R4/search.html#paging
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -67,19 +71,36 @@ class FhirRequestError(FhirClientError):
         return self.status in (408, 429)
 
 
+class Auth(Protocol):
+    """A credential the client asks for headers before each request (service/backend_auth.py, endpoints.StaticToken)."""
+
+    def headers(self) -> dict[str, str]: ...
+
+    def renew(self) -> bool:
+        """Drop the cached credential after a 401; True when a new one may be accepted (worth one more try)."""
+        ...
+
+
 class FhirClient:
-    """FHIR interactions against one base URL, at most one request per `min_interval` seconds."""
+    """FHIR interactions against one base URL, at most one request per `min_interval` seconds.
+
+    Safe to share between threads: with a rate limit, requests to the remote take turns (one at a time).
+    """
 
     def __init__(self, base_url: str, *, session: requests.Session | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 token: str | None = None, min_interval: float = 0.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 token: str | None = None, auth: Auth | None = None, min_interval: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        if not (isinstance(timeout, tuple) and len(timeout) == 2 and all(t and t > 0 for t in timeout)):
+            raise ValueError("timeout must be (connect, read) seconds, both > 0: requests would otherwise wait forever")
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.timeout = timeout
         self.min_interval = min_interval
         self._token = token
+        self.auth = auth
         self._clock, self._sleep = clock, sleep
         self._ready_at = 0.0
+        self._turn = threading.Lock()
 
     def __enter__(self) -> FhirClient:
         return self
@@ -114,24 +135,35 @@ class FhirClient:
         """GET a path under the base (or an absolute URL under it) and return the JSON resource."""
         return self.request("GET", path_or_url, params=params)
 
-    def request(self, method: str, path_or_url: str, *, params: list[tuple[str, str]] | None = None, body: dict | None = None) -> dict:
+    def request(self, method: str, path_or_url: str, *, params: list[tuple[str, str]] | None = None, body: dict | None = None,
+                headers: dict[str, str] | None = None) -> dict:
         """One HTTP request, rate-limited; the answer as a resource, or a FhirClientError."""
         url = self._url(path_or_url)
-        headers = {"Accept": ACCEPT}
+        response, content = self._send(method, url, params, body, headers or {})
+        if response.status_code == 401 and self.auth is not None and self.auth.renew():
+            response, content = self._send(method, url, params, body, headers or {})  # the token expired early or was revoked
+        return _answer(method, url, response, content)
+
+    def _send(self, method: str, url: str, params: list[tuple[str, str]] | None, body: dict | None,
+              extra: dict[str, str]) -> tuple[requests.Response, bytes]:
+        headers = {"Accept": ACCEPT, **extra, **self._credentials()}
         if body is not None:
             headers["Content-Type"] = ACCEPT
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        self._wait_turn()
-        try:
-            response = self.session.request(method, url, params=params, headers=headers, timeout=self.timeout, stream=True,
-                                            data=None if body is None else json.dumps(body), allow_redirects=False)
-            content = _read_body(response)
-        except requests.RequestException as err:
-            raise FhirTransportError(f"{method} {_redact(url)}: {type(err).__name__}: {err}") from err
-        finally:
-            self._ready_at = self._clock() + self.min_interval  # spacing counts from the end of the previous answer
-        return _answer(method, url, response, content)
+        with self._turn if self.min_interval > 0 else contextlib.nullcontext():
+            self._wait_turn()
+            try:
+                response = self.session.request(method, url, params=params, headers=headers, timeout=self.timeout, stream=True,
+                                                data=None if body is None else json.dumps(body), allow_redirects=False)
+                return response, _read_body(response)
+            except requests.RequestException as err:
+                raise FhirTransportError(f"{method} {_redact(url)}: {type(err).__name__}: {err}") from err
+            finally:
+                self._ready_at = self._clock() + self.min_interval  # spacing counts from the end of the previous answer
+
+    def _credentials(self) -> dict[str, str]:
+        if self.auth is not None:
+            return self.auth.headers()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     # ------------------------------------------------------------------ helpers
     def _url(self, path_or_url: str) -> str:

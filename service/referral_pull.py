@@ -29,11 +29,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask
 
-from . import cursors, dates, interactions, search, transaction
+from . import cursors, dates, endpoints, interactions, search, transaction
 from .db import Database
 from .errors import Conflict, FhirError
 from .fhirclient import FhirClient, FhirClientError, FhirRequestError, next_link
@@ -42,18 +41,17 @@ from .wire import Prefer
 
 log = logging.getLogger(__name__)
 
-CONNECTION_TYPE = ("http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "hl7-fhir-rest")
+CONNECTION_TYPE = endpoints.CONNECTION_TYPE
 # A local code (no standard code says "poll this server for referral Tasks"): code system of ours.
 REFERRAL_SOURCE = ("https://iop.example.org/fhir/CodeSystem/iop-endpoint-payload", "referral-source")
 OWNER_EXTENSION = "https://iop.example.org/fhir/StructureDefinition/referral-task-owner"
 PROGRAM_EXTENSION = "https://iop.example.org/fhir/StructureDefinition/referral-program"
-TOKEN_EXTENSION = "https://iop.example.org/fhir/StructureDefinition/endpoint-token-env"
-TOKEN_ENV = re.compile(r"^IOP_SECRET_[A-Z0-9_]{1,64}$")  # only these variables may be sent to a remote
+TOKEN_EXTENSION = endpoints.TOKEN_EXTENSION
 MAX_PAGES = 50  # pages per poll; the rest comes at the next poll
 GRAVITY_MIN_INTERVAL = 900  # seconds: Gravity's pollers SHOULD NOT poll more often than every 15 minutes
 
 
-class SourceError(ValueError):
+class SourceError(endpoints.EndpointError):
     """An Endpoint that cannot be polled as a referral source (its configuration is wrong)."""
 
 
@@ -67,6 +65,7 @@ class Source:
     # values are as FHIR search writes them (search.html#escaping), not yet percent-encoded
     program: str  # the same program on our server (Organization/… or HealthcareService/…): what Task.owner becomes here
     token_env: str | None = None
+    endpoint: endpoints.Endpoint | None = None  # as the registry reads it (address, credentials, timeouts, rate)
 
     @property
     def cursor_name(self) -> str:
@@ -89,29 +88,16 @@ class PollResult:
 
 
 # ------------------------------------------------------------------------------- configuration
-def source_from_endpoint(endpoint: dict) -> Source:
-    """The Source an Endpoint describes; SourceError says what is missing."""
-    rid = str(endpoint.get("id"))
-    if endpoint.get("status") != "active":
-        raise SourceError(f"Endpoint/{rid} is not active")
-    if _coding(endpoint.get("connectionType")) != CONNECTION_TYPE:
-        raise SourceError(f"Endpoint/{rid}.connectionType must be {CONNECTION_TYPE[0]}#{CONNECTION_TYPE[1]}")
-    if REFERRAL_SOURCE not in [_coding(c) for p in endpoint.get("payloadType") or [] for c in (p or {}).get("coding") or []]:
+def source_from_endpoint(resource: dict) -> Source:
+    """The Source an Endpoint describes (address and credentials as service/endpoints.py reads them); SourceError says what is missing."""
+    try:
+        endpoint = endpoints.parse(resource)
+    except endpoints.EndpointError as err:
+        raise SourceError(str(err)) from None
+    rid, base = endpoint.id, endpoint.address
+    if REFERRAL_SOURCE not in endpoint.payload_types:
         raise SourceError(f"Endpoint/{rid}.payloadType does not mark it as a referral source ({REFERRAL_SOURCE[0]}#{REFERRAL_SOURCE[1]})")
-    base = endpoint.get("address")
-    if not isinstance(base, str) or not re.match(r"^https?://[^/?#\s]+[^?#\s]*$", base):
-        raise SourceError(f"Endpoint/{rid}.address must be the remote FHIR base URL (http or https)")
-    base = base.rstrip("/")
-    source = Source(rid, base, _owner(endpoint, rid, base), _program(endpoint, rid), _token_env(endpoint, rid))
-    if source.token_env and not _private(base):
-        raise SourceError(f"Endpoint/{rid}: a bearer token is only sent over https (or to this machine)")
-    return source
-
-
-def _private(base: str) -> bool:
-    """https, or plain http to the loopback interface (tests, a local tunnel)."""
-    parts = urlsplit(base)
-    return parts.scheme == "https" or parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return Source(rid, base, _owner(resource, rid, base), _program(resource, rid), endpoint.token_env, endpoint)
 
 
 def _coding(coding: object) -> tuple[str, str] | None:
@@ -143,16 +129,6 @@ def _program(endpoint: dict, rid: str) -> str:
         raise SourceError(f"Endpoint/{rid} needs one extension {PROGRAM_EXTENSION} with a valueReference to our program on this "
                           "server (Organization/… or HealthcareService/…)")
     return ref
-
-
-def _token_env(endpoint: dict, rid: str) -> str | None:
-    ext = _extension(endpoint, TOKEN_EXTENSION)
-    if ext is None:
-        return None
-    name = ext.get("valueString")
-    if not isinstance(name, str) or not TOKEN_ENV.match(name):
-        raise SourceError(f"Endpoint/{rid}: {TOKEN_EXTENSION} must name an environment variable IOP_SECRET_…")
-    return name
 
 
 def find_sources(db: Database, base_url: str, endpoint_id: str | None = None) -> list[tuple[str, Source | SourceError]]:
@@ -413,13 +389,14 @@ def _poll_or_report(db: Database, options: interactions.Options, settings: dict,
 
 
 def _poll_source(db: Database, options: interactions.Options, settings: dict, source: Source) -> PollResult:
-    token = os.environ.get(source.token_env) if source.token_env else None
-    if source.token_env and not token:
+    if source.endpoint is None:
+        raise ValueError("a Source polled must come from an Endpoint (find_sources)")
+    if source.token_env and not os.environ.get(source.token_env):
         message = f"the environment variable {source.token_env} named by Endpoint/{source.endpoint_id} is not set"
         cursors.record_error(db, source.cursor_name, message)
         return PollResult(source.endpoint_id, cursor=cursors.read(db, source.cursor_name), stopped=message)
-    with FhirClient(source.base, token=token, min_interval=1.0 / settings["PULL_MAX_RPS"]) as client:
-        return poll(db, options, settings, source, client)
+    client = endpoints.client(source.endpoint, default_rps=settings["PULL_MAX_RPS"])
+    return poll(db, options, settings, source, client)
 
 
 def loop(app: Flask, endpoint_id: str | None = None, *, polls: int | None = None,
