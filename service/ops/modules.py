@@ -1,2 +1,3 @@
 """The modules that register operations (service/ops): one import line each."""
 # ruff: noqa: F401
+from .. import medication_due  # MedicationRequest/$due (issue 10)

@@ -40,3 +40,4 @@ def run(unit: Unit) -> None:
 
 
 from . import referral  # noqa: E402,F401  (registers the referral triggers)
+from . import medications  # noqa: E402,F401  (MedicationRequest status machine, issue 10)
