@@ -9,12 +9,14 @@ organization as a second agent, this server as source.observer, and one entity p
 Part 2 / SUD) also carries subtype DCM 110106 "Export" and the resource's meta.security labels on its
 entity, so `AuditEvent?subtype=http://dicom.nema.org/resources/ontology/DCM|110106` lists disclosures.
 
-Writes are audited in their own transaction (precommit below, one event per Change; a rolled-back write
-leaves none). Reads, searches and operations are audited from an in-process buffer written every 200 ms
-(or every BUFFER_MAX events, and at exit) in a short transaction of its own: a crash can lose the last
-≤ 200 ms of READ audits; write audits cannot be lost. Every event is chained (service/audit_chain.py).
-AuditEvents are stored like any resource (searchable) but never through the write path's stages again,
-and the API cannot create, change or delete them (interactions.check_writable).
+Every event is one append-only row of the audit log (service/audit_log.py: the event's canonical JSON and a few
+search columns; not a resource), chained (service/audit_chain.py) and served through the FHIR API by
+service/audit_search.py. Writes are audited in their own transaction (precommit below, one event per Change; a
+rolled-back write leaves none). Reads, searches, operations and failures are audited from an in-process buffer that
+a background thread appends every FLUSH_INTERVAL (100 ms, or at BUFFER_MAX events, and at exit) in a short
+transaction of its own: a crash loses at most the read audits recorded in the last 100 ms before it (plus a batch
+whose transaction had not committed); write audits cannot be lost. The API cannot create, change or delete
+AuditEvents (interactions.check_writable).
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ import json
 import logging
 import re
 import threading
-import uuid
 import weakref
 from collections.abc import Iterable
 from datetime import datetime
@@ -34,15 +35,12 @@ from flask import Flask, Response, current_app, g, has_app_context, has_request_
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from . import access as access_mod
-from . import audit_chain, dates, repository
+from . import audit_chain, audit_log, dates
 from .access import Access
-from .conformance import CANONICAL
-from .repository import Batch
-from .tables import INDEX_TABLES, resource, resource_version
+from .audit_log import CLIENT_ID_SYSTEM
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID_SYSTEM = f"{CANONICAL}/sid/client-id"  # local identifier system of our registered SMART clients
 DEVELOPMENT_AGENT = "development"
 REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -52,7 +50,7 @@ PART2_LABELS = frozenset({"42CFRPart2", "SUD"})  # v3-ActCode sensitivity / poli
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "update": "U", "patch": "U", "delete": "D",
            "history-instance": "R", "history-type": "R", "history-system": "R", "search-type": "E",
            "search-system": "E", "operation": "E", "transaction": "E", "batch": "E", "capabilities": "R"}
-FLUSH_INTERVAL = 0.2  # seconds: the most READ audits a crash can lose
+FLUSH_INTERVAL = 0.1  # seconds: a crash loses at most the read audits of the last 0.1 s (and a batch in flight)
 BUFFER_MAX = 200  # events: flush early when this many are waiting
 BUFFER_CAP = 100_000  # events kept while the database refuses them; older ones are dropped (and logged)
 
@@ -204,55 +202,26 @@ def _mark_done() -> None:
 
 # ------------------------------------------------------------------------------- write audit (transactional)
 def precommit(unit) -> None:
-    """One AuditEvent per resource the unit created, updated or deleted, stored and chained in its transaction.
+    """One AuditEvent per resource the unit created, updated or deleted, appended to the log in its transaction.
 
     Runs after the workflows and subscriptions (so their writes are audited too) and before the final
-    flush; the server's own conformance loading and AuditEvents themselves are not audited.
+    flush; the server's own conformance loading is not audited.
     """
-    if unit.options.manage_conformance:
-        return
-    changes = [c for c in unit.changes if c.stored.type != "AuditEvent"]
-    if not changes:
+    if unit.options.manage_conformance or not unit.changes:
         return
     who, server = unit.options.access, unit.options.server_write
-    events = [_stored_event(unit.conn, unit.batch, event(c.interaction, "0", who, [entity(c.stored)], unit.now, server=server),
-                            unit.now, unit.new_key()) for c in changes]
-    audit_chain.append(unit.conn, events, unit.flush)  # takes the chain head: the last step before commit
+    entries = [audit_log.entry(event(c.interaction, "0", who, [entity(c.stored)], unit.now, server=server))
+               for c in unit.changes]
+    audit_chain.append(unit.conn, entries, unit.flush)  # takes the chain head: the last step before commit
     if has_request_context():
         g.iop_write_audited = True
 
 
-def _stored_event(conn, batch: Batch, ev: dict, now: datetime, pk: int | None) -> dict:
-    """Queue one AuditEvent (server-made: not validated again, not passed to workflows or subscriptions)."""
-    rid = str(uuid.uuid4())
-    final = {"resourceType": "AuditEvent", "id": rid, "meta": {"versionId": "1", "lastUpdated": dates.instant(now)}}
-    final.update((k, v) for k, v in ev.items() if k != "resourceType")
-    content = json.dumps(final, ensure_ascii=False, separators=(",", ":"))
-    repository.insert_new(conn, batch, "AuditEvent", rid, content, final, now, "POST", pk)
-    return final
-
-
 def write_events(db, events: list[dict]) -> None:
-    """Store buffered events in one short transaction of their own, chained."""
+    """Append buffered events to the log in one short transaction of their own, chained."""
+    entries = [audit_log.entry(ev) for ev in events]  # serialised before the chain head is taken
     with db.write() as conn:
-        batch, now = Batch(), dates.utcnow()
-        stored = [_stored_event(conn, batch, ev, now, db.keys.next(conn) if db.keys else None) for ev in events]
-        few = len(stored) <= audit_chain.FEW  # then the rows go in the chain's own pipelined round trip
-        audit_chain.append(conn, stored, (lambda: batch.flush(conn)) if few else (lambda: _copy_batch(conn, batch)))
-
-
-def _copy_batch(conn, batch: Batch) -> None:
-    """The batch's rows: by COPY on PostgreSQL (a read-audit batch is up to hundreds of events), else as the repository does."""
-    if conn.dialect.name != "postgresql":
-        batch.flush(conn)
-        return
-    queued = [(resource, batch.resources), (resource_version, batch.versions)]
-    queued += [(INDEX_TABLES[kind], rows) for kind, rows in batch.index.items()]
-    for table, rows in queued:
-        if rows:
-            columns = list(rows[0])
-            audit_chain.copy_rows(conn, table.name, columns, ([row[c] for c in columns] for row in rows))
-    batch.resources, batch.versions, batch.index = [], [], {}
+        audit_chain.append(conn, entries)
 
 
 # ------------------------------------------------------------------------------- the read-audit buffer

@@ -1,15 +1,15 @@
-"""Tamper evidence for the audit trail: a SHA-256 hash chain over every stored AuditEvent.
+"""Tamper evidence for the audit trail: the rows of audit_log (service/audit_log.py) form a SHA-256 hash chain.
 
-Each AuditEvent gets one `audit_chain` row (migration 0004): seq (1, 2, …), prev_hash (the previous
-row's hash, or 64 zeros for the first) and hash = SHA-256(prev_hash || canonical JSON of the event as
-stored). Changing or deleting an event, or a chain row, breaks the chain at that point, which
-`flask audit verify` reports. (It proves the log was not edited in place; someone able to rewrite the
-whole table and every later hash is not stopped by it: ship the head hash elsewhere for that.)
+Row seq (1, 2, …) has hash = SHA-256(hash of row seq-1 (64 zeros for the first) || the event's canonical JSON as
+stored). Changing or deleting an event breaks the chain at that point, which `flask audit verify` reports; it
+also checks that each row's search columns and entity rows still agree with its JSON. (It proves the log was not
+edited in place; someone able to rewrite the whole table and every later hash is not stopped by it: ship the head
+hash elsewhere for that.)
 
-Appends serialise on the chain head. PostgreSQL: a transaction-scoped advisory lock, taken by the caller
-as the last thing before commit (after every other row lock of the unit, so it cannot be part of a
-lock cycle) and released by the commit; the head is read after the lock is granted, in a new READ
-COMMITTED snapshot, so it is the latest committed row. SQLite: writers are serial already.
+Appends serialise on the chain head. PostgreSQL: a transaction-scoped advisory lock, taken as the last thing
+before commit (after every other row lock of a write unit, so it cannot be part of a lock cycle) and released by
+the commit; the head is read after the lock is granted, in a new READ COMMITTED snapshot, so it is the latest
+committed row. SQLite: writers are serial already.
 """
 from __future__ import annotations
 
@@ -18,58 +18,76 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from .tables import audit_chain, resource, resource_version
+from . import audit_log
+from .audit_log import Entry
+from .tables import audit_log as log_table
+from .tables import audit_log_entity
 
 GENESIS = "0" * 64
 HEAD_LOCK = 7_243_002  # pg_advisory_xact_lock key of the chain head (db.MIGRATION_LOCK is 7_243_001)
-_HEAD_SQL = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
-
-
-def canonical(event: dict) -> bytes:
-    """The bytes hashed for an event: sorted keys, no whitespace, UTF-8 (stable whatever the stored key order)."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def link(prev_hash: str, event: dict) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical(event)).hexdigest()
-
-
-def append(conn: Connection, events: Sequence[dict], flush: Callable[[], None] = lambda: None) -> None:
-    """Chain `events` (stored AuditEvents, in order) after the current head, holding the head until commit.
-
-    `flush` (the unit's queued rows) is sent in the same round trip on PostgreSQL: the lock and the chain
-    rows cost no round trip of their own, and the lock is taken just before the last writes and the commit.
-    """
-    if not events:
-        flush()
-        return
-    if conn.dialect.name == "postgresql" and len(events) <= FEW:
-        _append_pg(conn, events, flush)
-        return
-    flush()
-    if conn.dialect.name == "postgresql":
-        _copy(conn, "audit_chain", ("seq", "event_id", "prev_hash", "hash"), _links(_locked_head_pg(conn), events))
-        return
-    row = conn.exec_driver_sql(_HEAD_SQL).first()  # SQLite: this transaction is the only writer (BEGIN IMMEDIATE)
-    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
-        "INSERT INTO audit_chain (seq, event_id, prev_hash, hash) VALUES (?, ?, ?, ?)",
-        _links((row[0], row[1]) if row else (0, GENESIS), events))
-
-
+_HEAD_SQL = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+LOG_COLUMNS = ("seq", *audit_log.COLUMNS, "event", "hash")
 FEW = 8  # up to this many events (a write), the links are computed by PostgreSQL in the unit's last round trip
 
 
-def _links(head: tuple[int, str], events: Sequence[dict]) -> list[tuple[int, str, str, str]]:
+def canonical(event: dict) -> bytes:
+    """The bytes hashed for an event: sorted keys, no whitespace, UTF-8 (audit_log.entry stores exactly these)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def link(prev_hash: str, event_text: str) -> str:
+    return hashlib.sha256(prev_hash.encode() + event_text.encode()).hexdigest()
+
+
+def append(conn: Connection, entries: Sequence[Entry], flush: Callable[[], None] = lambda: None) -> None:
+    """Chain `entries` (in order) after the current head, holding the head until commit.
+
+    `flush` (a write unit's queued rows) is sent in the same round trip on PostgreSQL for a few events: the lock
+    and the rows cost no round trip of their own, and the lock is taken just before the last writes and the commit.
+    """
+    if not entries:
+        flush()
+        return
+    if conn.dialect.name == "postgresql" and len(entries) <= FEW:
+        _append_pg(conn, entries, flush)
+        return
+    flush()
+    if conn.dialect.name == "postgresql":
+        links = _links(_locked_head_pg(conn), entries)
+        _copy(conn, "audit_log", LOG_COLUMNS, _log_rows(links, entries))
+        _copy(conn, "audit_log_entity", ("reference", "seq"), _entity_rows(links, entries))
+        return
+    row = conn.exec_driver_sql(_HEAD_SQL).first()  # SQLite: this transaction is the only writer (BEGIN IMMEDIATE)
+    links = _links((row[0], row[1]) if row else (0, GENESIS), entries)
+    driver = conn.connection.driver_connection
+    when = LOG_COLUMNS.index("recorded")  # stored as SQLAlchemy's DateTime stores it on SQLite (compared as text)
+    rows = [r[:when] + (r[when].strftime("%Y-%m-%d %H:%M:%S.%f"),) + r[when + 1:] for r in _log_rows(links, entries)]
+    driver.executemany(f"INSERT INTO audit_log ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' * len(LOG_COLUMNS))})",  # type: ignore[union-attr]
+                       rows)
+    driver.executemany("INSERT INTO audit_log_entity (reference, seq) VALUES (?, ?)", list(_entity_rows(links, entries)))  # type: ignore[union-attr]
+
+
+def _links(head: tuple[int, str], entries: Sequence[Entry]) -> list[tuple[int, str]]:
+    """(seq, hash) of each entry after `head`."""
     seq, prev = head
-    rows = []
-    for event in events:
-        seq += 1
-        digest = link(prev, event)
-        rows.append((seq, event["id"], prev, digest))
-        prev = digest
-    return rows
+    out = []
+    for e in entries:
+        seq, prev = seq + 1, link(prev, e.event)
+        out.append((seq, prev))
+    return out
+
+
+def _log_rows(links: list[tuple[int, str]], entries: Sequence[Entry]) -> Iterator[tuple]:
+    for (seq, digest), e in zip(links, entries, strict=True):
+        yield (seq, *(e.columns[c] for c in audit_log.COLUMNS), e.event, digest)
+
+
+def _entity_rows(links: list[tuple[int, str]], entries: Sequence[Entry]) -> Iterator[tuple]:
+    for (seq, _), e in zip(links, entries, strict=True):
+        for ref in e.references:
+            yield (ref, seq)
 
 
 def _locked_head_pg(conn: Connection) -> tuple[int, str]:
@@ -83,13 +101,8 @@ def _locked_head_pg(conn: Connection) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """PostgreSQL COPY: many rows with no SQL text to build or parse (psycopg parses a large INSERT's
-    placeholders one by one, which cost more than the database's work for a batch of audit events)."""
-    _copy(conn, table, columns, rows)
-
-
 def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """PostgreSQL COPY: many rows with no SQL text to build or parse (cheaper than a multi-row INSERT for a batch)."""
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -97,24 +110,28 @@ def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[S
             copy.write_row(row)
 
 
-# Each link computed by the server from the head as it is when the statement runs (after the lock: every
-# earlier append is committed or is this transaction's own): SHA-256 over the UTF-8 of prev_hash || JSON,
-# the same bytes as link() hashes.
+# Each link computed by the server from the head as it is when the statement runs (after the lock: every earlier
+# append is committed or is this transaction's own): SHA-256 over the UTF-8 of prev_hash || JSON, the bytes link()
+# hashes; the entity rows get the new row's seq in the same statement.
 _APPEND_PG = f"""
-INSERT INTO audit_chain (seq, event_id, prev_hash, hash)
-SELECT COALESCE(h.seq, 0) + 1, %(id)s, COALESCE(h.hash, '{GENESIS}'),
-       encode(sha256(convert_to(COALESCE(h.hash, '{GENESIS}') || %(json)s, 'UTF8')), 'hex')
-FROM (SELECT 1) AS one LEFT JOIN ({_HEAD_SQL}) AS h ON true
+WITH h AS ({_HEAD_SQL}),
+row AS (
+  INSERT INTO audit_log ({', '.join(LOG_COLUMNS)})
+  SELECT COALESCE(h.seq, 0) + 1, {', '.join(f'%({c})s' for c in audit_log.COLUMNS)}, %(event)s,
+         encode(sha256(convert_to(COALESCE(h.hash, '{GENESIS}') || %(event)s, 'UTF8')), 'hex')
+  FROM (SELECT 1) AS one LEFT JOIN h ON true
+  RETURNING seq)
+INSERT INTO audit_log_entity (reference, seq) SELECT r, row.seq FROM row, unnest(%(refs)s::text[]) AS r
 """
 
 
-def _append_pg(conn: Connection, events: Sequence[dict], flush: Callable[[], None]) -> None:
+def _append_pg(conn: Connection, entries: Sequence[Entry], flush: Callable[[], None]) -> None:
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.pipeline(), driver.cursor() as cur:  # one round trip with the unit's own flush (a nested pipeline)
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
-        for event in events:
-            cur.execute(_APPEND_PG, {"id": event["id"], "json": canonical(event).decode()})
+        for e in entries:
+            cur.execute(_APPEND_PG, e.columns | {"event": e.event, "refs": list(e.references)})
         flush()
 
 
@@ -129,55 +146,65 @@ class Verdict:
 
 def verify(conn: Connection, page: int = 1000) -> Verdict:
     """Walk the chain from seq 1; the first broken link, or OK with the number of events."""
-    expected_seq, prev = 1, GENESIS
-    for row in _rows(conn, page):
-        problem = _check(row, expected_seq, prev)
-        if problem:
-            return Verdict(False, expected_seq - 1, row.seq if row.seq == expected_seq else expected_seq, problem)
-        expected_seq, prev = expected_seq + 1, row.hash
-    orphans = _unchained(conn)
-    if orphans:
-        return Verdict(False, expected_seq - 1, None, f"AuditEvent/{orphans[0]} is stored but not in the chain")
+    expected_seq, prev, references = 1, GENESIS, 0
+    for rows in _pages(conn, page):
+        entity_rows = _entity_rows_of(conn, rows)
+        for row in rows:
+            problem, refs = _check(row, expected_seq, prev, entity_rows)
+            if problem:
+                return Verdict(False, expected_seq - 1, row.seq if row.seq == expected_seq else expected_seq, problem)
+            expected_seq, prev, references = expected_seq + 1, row.hash, references + refs
+    stored = conn.execute(select(func.count()).select_from(audit_log_entity)).scalar_one()
+    if stored != references:  # rows naming no event, or pointing an entity search at an event that does not name it
+        return Verdict(False, expected_seq - 1, None, f"audit_log_entity holds {stored} rows, the events name {references}")
     return Verdict(True, expected_seq - 1)
 
 
-def _rows(conn: Connection, page: int) -> Iterator:
-    """Chain rows in order with the event's current and first-version JSON (keyset pages: bounded memory)."""
-    current = (select(resource.c.content).where(resource.c.type == "AuditEvent", resource.c.id == audit_chain.c.event_id)
-               .scalar_subquery())
-    first = (select(resource_version.c.content)
-             .where(resource_version.c.type == "AuditEvent", resource_version.c.id == audit_chain.c.event_id,
-                    resource_version.c.version == 1).scalar_subquery())
+def _pages(conn: Connection, page: int) -> Iterator[list]:
+    """Rows in seq order, a page at a time (keyset: bounded memory)."""
     after = 0
     while True:
-        rows = conn.execute(select(audit_chain, current.label("content"), first.label("first"))
-                            .where(audit_chain.c.seq > after).order_by(audit_chain.c.seq).limit(page)).all()
-        yield from rows
+        rows = conn.execute(select(log_table).where(log_table.c.seq > after).order_by(log_table.c.seq).limit(page)).all()
+        if rows:
+            yield rows
         if len(rows) < page:
             return
         after = rows[-1].seq
 
 
-def _check(row, expected_seq: int, prev: str) -> str:
-    if row.seq != expected_seq:
-        return f"link {expected_seq} is missing (next is {row.seq})"
-    if row.prev_hash != prev:
-        return f"link {row.seq} (AuditEvent/{row.event_id}) does not follow the previous link"
-    if row.content is None:
-        return f"AuditEvent/{row.event_id} of link {row.seq} is missing"
-    if row.first != row.content:
-        return f"AuditEvent/{row.event_id} of link {row.seq}: its stored version differs from the current one"
+def _entity_rows_of(conn: Connection, rows: list) -> set[tuple[str, int]]:
+    """The entity rows of the references these events name, within their seq range (the primary key's order)."""
+    names = {ref for row in rows for ref in _names(row.event)}
+    if not names:
+        return set()
+    E = audit_log_entity
+    found = conn.execute(select(E.c.reference, E.c.seq).where(
+        E.c.reference.in_(sorted(names)), E.c.seq.between(rows[0].seq, rows[-1].seq))).all()
+    return {(r, s) for r, s in found}
+
+
+def _names(event: str) -> tuple[str, ...]:
     try:
-        digest = link(prev, json.loads(row.content))
-    except ValueError:
-        digest = ""
-    if digest != row.hash:
-        return f"AuditEvent/{row.event_id} of link {row.seq} was changed after it was recorded"
-    return ""
+        return audit_log.references(json.loads(event))
+    except (ValueError, AttributeError, TypeError):
+        return ()
 
 
-def _unchained(conn: Connection) -> list[str]:
-    """AuditEvents with no chain row (inserted behind the server's back)."""
-    chained = select(audit_chain.c.event_id)
-    return list(conn.execute(select(resource.c.id).where(resource.c.type == "AuditEvent", resource.c.id.not_in(chained))
-                             .limit(1)).scalars())
+def _check(row, expected_seq: int, prev: str, entity_rows: set[tuple[str, int]]) -> tuple[str, int]:
+    """What is wrong with a row ("" if nothing) and how many entity rows it has."""
+    if row.seq != expected_seq:
+        return f"link {expected_seq} is missing (next is {row.seq})", 0
+    if link(prev, row.event) != row.hash:
+        return f"AuditEvent/{row.seq} was changed after it was recorded, or does not follow the previous link", 0
+    try:
+        ev = json.loads(row.event)
+        derived = audit_log.columns(ev)
+    except (ValueError, KeyError, AttributeError, TypeError, IndexError):
+        return f"AuditEvent/{row.seq} is not an AuditEvent", 0
+    changed = [c for c in audit_log.COLUMNS if derived[c] != getattr(row, c)]
+    if changed:
+        return f"AuditEvent/{row.seq}: its search columns ({', '.join(changed)}) differ from the event", 0
+    refs = audit_log.references(ev)
+    if any((ref, row.seq) not in entity_rows for ref in refs):
+        return f"AuditEvent/{row.seq}: an entity it names is missing from audit_log_entity", 0
+    return "", len(refs)

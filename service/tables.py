@@ -194,13 +194,28 @@ subscription_client = Table(
     Column("client_id", String(64), nullable=False),
 )
 
-# The audit trail's hash chain (migration 0004; service/audit_chain.py): one row per AuditEvent, in order;
-# hash = SHA-256(prev_hash || canonical JSON of the event). Written in the transaction that stores the event.
-audit_chain = Table(
-    "audit_chain", metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
-    Column("event_id", String(64), nullable=False),
-    Column("prev_hash", String(64), nullable=False),
+# ------------------------------------------------------------------------------- the audit trail (migration 0005)
+# Every AuditEvent, one append-only row each in chain order (service/audit_log.py, audit_chain.py): the columns
+# AuditEvent searches filter on, the event's canonical JSON and hash = SHA-256(previous row's hash || event).
+# audit_log_entity: one row per resource an event names (entity.what without its version), for entity= / patient=.
+AUDIT_SEQ = BigInteger().with_variant(Integer, "sqlite")
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", AUDIT_SEQ, primary_key=True, autoincrement=False),
+    Column("recorded", DateTime, nullable=False),
+    Column("subtype", String(64), nullable=False),
+    Column("action", String(1), nullable=False),
+    Column("outcome", String(2), nullable=False),
+    Column("client", Text),
+    Column("organization", Text),
+    Column("purpose", String(64)),
+    Column("disclosure", Boolean, nullable=False),
+    Column("event", Text, nullable=False),
     Column("hash", String(64), nullable=False),
-    UniqueConstraint("event_id", name="uq_audit_chain_event"),
+    Index("ix_audit_log_recorded", "recorded"),
+)
+audit_log_entity = Table(
+    "audit_log_entity", metadata,
+    Column("reference", String(140), primary_key=True),
+    Column("seq", AUDIT_SEQ, primary_key=True, autoincrement=False),
 )

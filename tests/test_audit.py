@@ -230,6 +230,11 @@ def test_audit_events_cannot_be_written_in_a_bundle(client, kind, request_):
 
 
 # ------------------------------------------------------------------------------- the hash chain
+def sql(app, statement: str, **params) -> None:
+    with app.extensions["iop.db"].write() as conn:
+        conn.execute(text(statement), params)
+
+
 def test_verify_is_ok_then_finds_a_changed_event(app, client):
     pid = new_patient(client)
     client.get(f"/fhir/Patient/{pid}")
@@ -237,27 +242,39 @@ def test_verify_is_ok_then_finds_a_changed_event(app, client):
     code, output = verify(app)
     assert code == 0 and "OK: 2 audit events" in output
     [created_ev] = events(client, "action=C")
-    forged = json.dumps(dict(created_ev, outcome="4"))
-    with app.extensions["iop.db"].write() as conn:
-        conn.execute(text("UPDATE resource SET content = :c WHERE id = :i"), {"c": forged, "i": created_ev["id"]})
-        conn.execute(text("UPDATE resource_version SET content = :c WHERE id = :i"), {"c": forged, "i": created_ev["id"]})
+    assert created_ev["id"] == "1"  # an event's id is its link in the chain
+    with app.extensions["iop.db"].read() as conn:
+        stored = conn.execute(text("SELECT event FROM audit_log WHERE seq = 1")).scalar_one()
+    sql(app, "UPDATE audit_log SET event = :e WHERE seq = 1", e=stored.replace('"outcome":"0"', '"outcome":"4"'))
     code, output = verify(app)
-    assert code == 1 and "BROKEN at link 1" in output and created_ev["id"] in output
+    assert code == 1 and "BROKEN at link 1" in output and "AuditEvent/1 was changed" in output
 
 
-def test_verify_finds_a_deleted_link_and_a_deleted_event(app, client):
+def test_verify_finds_a_changed_search_column_and_entity_row(app, client):
+    pid = new_patient(client)
+    sql(app, "UPDATE audit_log SET outcome = '4' WHERE seq = 1")  # the event would no longer be found as outcome=0
+    code, output = verify(app)
+    assert code == 1 and "AuditEvent/1: its search columns (outcome) differ" in output
+    sql(app, "UPDATE audit_log SET outcome = '0' WHERE seq = 1")
+    assert verify(app)[0] == 0
+    sql(app, "DELETE FROM audit_log_entity WHERE reference = :r", r=f"Patient/{pid}")  # hidden from entity=
+    code, output = verify(app)
+    assert code == 1 and "an entity it names is missing" in output
+    sql(app, "INSERT INTO audit_log_entity (reference, seq) VALUES (:r, 1), ('Patient/other', 1)", r=f"Patient/{pid}")
+    code, output = verify(app)  # an entity row pointing a search at an event that does not name it
+    assert code == 1 and "audit_log_entity holds 2 rows, the events name 1" in output
+
+
+def test_verify_finds_a_deleted_link(app, client):
     for mrn in ("D-1", "D-2", "D-3"):
         new_patient(client, mrn)
-    db = app.extensions["iop.db"]
-    with db.write() as conn:
-        conn.execute(text("DELETE FROM audit_chain WHERE seq = 2"))
+    sql(app, "DELETE FROM audit_log WHERE seq = 2")
     code, output = verify(app)
-    assert code == 1 and "link 2 is missing" in output
-    with db.write() as conn:
-        conn.execute(text("DELETE FROM audit_chain"))
-    assert verify(app)[0] == 1  # events with no chain row at all
-    with db.write() as conn:
-        conn.execute(text("DELETE FROM resource WHERE type = 'AuditEvent'"))
+    assert code == 1 and "BROKEN at link 2" in output and "link 2 is missing" in output
+    sql(app, "DELETE FROM audit_log WHERE seq = 1")
+    assert "link 1 is missing" in verify(app)[1]
+    sql(app, "DELETE FROM audit_log")
+    sql(app, "DELETE FROM audit_log_entity")
     assert verify(app) == (0, "OK: 0 audit events, chain intact\n")
 
 
