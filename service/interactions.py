@@ -61,7 +61,7 @@ class Options:
     server_write: bool = False  # the server's own bookkeeping (the outbox worker activating a Subscription), not a client
 
 
-CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure")
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure", "Questionnaire")
 
 
 @dataclass

@@ -35,7 +35,7 @@ from .tables import resource, sp_reference
 log = logging.getLogger(__name__)
 
 DIRECTORY = frozenset({"Organization", "Location", "HealthcareService", "Practitioner", "PractitionerRole",
-                       "StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure"})
+                       "StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure", "Questionnaire"})
 WRITER = f"{CANONICAL}/client/"  # meta.source of what an outside client created (not resolvable: an identifier)
 # 42 CFR §2.32(a)(2), the short statement (2024 final rule); no standard HTTP header carries it, hence our own.
 NOTICE = "42 CFR part 2 prohibits unauthorized use or disclosure of these records."

@@ -19,7 +19,7 @@ from .tables import subscription_client
 
 # Reading and searching these needs no scope (writing them does).
 DEFINITIONAL = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap", "OperationDefinition", "SearchParameter",
-                          "CapabilityStatement", "ImplementationGuide", "Measure", "SubscriptionTopic"})
+                          "CapabilityStatement", "ImplementationGuide", "Measure", "SubscriptionTopic", "Questionnaire"})
 # operation → (resource type whose scope it needs or None for the instance's own type, letters); "" = no scope.
 OPERATION_SCOPES: dict[str, tuple[str | None, str]] = {
     "$validate": (None, ""),  # checks a resource given in the request; stores and discloses nothing

@@ -39,7 +39,7 @@ def app(database_url: str):
     app.extensions["iop.db"].dispose()
 
 
-GUIDE = "SELECT pk FROM resource WHERE type IN ('StructureDefinition', 'ValueSet', 'CodeSystem', 'OperationDefinition', 'Measure')"
+GUIDE = "SELECT pk FROM resource WHERE type IN ('StructureDefinition', 'ValueSet', 'CodeSystem', 'OperationDefinition', 'Measure', 'Questionnaire')"
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,7 @@ def put(client, path: str, body: object, **headers):
     return client.put(f"/fhir/{path}", data=json.dumps(body), headers={"Content-Type": FHIR, **headers})
 
 
-GUIDE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure")
+GUIDE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "OperationDefinition", "Measure", "Questionnaire")
 
 
 def count_rows(app, table: str = "resource") -> int:
