@@ -9,6 +9,11 @@ Errors (every one carries `.status`, `.response` and the remote's parsed `.outco
 
 `.retry_after` gives the remote's Retry-After in seconds when it sent one (429, 503).
 
+The client adapts to what the remote states in its CapabilityStatement (read once per client, `client.support`,
+service/remote_capabilities.py): `transaction(bundle)` sends ordered single requests when the server has no
+transaction interaction, and `conditional_create` searches then creates when it has no conditional create
+(service/fhir_fallback.py; neither fallback is atomic, see there).
+
 Nothing is retried here (the caller decides: the referral pull stops a poll, the outbox backs off), with one
 exception: a 401 answered to a request sent with a renewable credential (SMART Backend Services) is sent once more
 with a fresh token. Credentials (a static token or an `auth` object) are sent only to URLs under `base_url`: a
@@ -22,10 +27,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
+
+from . import remote_capabilities
+from .remote_capabilities import Capabilities
 
 DEFAULT_TIMEOUT = (3.05, 30.0)  # (connect, read) seconds; requests waits forever without one
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -71,6 +80,22 @@ class FhirRequestError(FhirClientError):
         return self.status in (408, 429)
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer to a write: status, the resource when the server returned one, Location and ETag."""
+
+    status: int
+    resource: dict | None
+    location: str | None = None
+    etag: str | None = None
+
+    def as_entry_response(self) -> dict:
+        """A transaction-response entry (https://hl7.org/fhir/R4/bundle.html#transaction-response)."""
+        response = {"status": str(self.status)} | ({"location": self.location} if self.location else {}) | (
+            {"etag": self.etag} if self.etag else {})
+        return {"response": response} | ({"resource": self.resource} if self.resource else {})
+
+
 class Auth(Protocol):
     """A credential the client asks for headers before each request (service/backend_auth.py, endpoints.StaticToken)."""
 
@@ -101,6 +126,7 @@ class FhirClient:
         self._clock, self._sleep = clock, sleep
         self._ready_at = 0.0
         self._turn = threading.Lock()
+        self._support: Capabilities | None = None
 
     def __enter__(self) -> FhirClient:
         return self
@@ -113,8 +139,66 @@ class FhirClient:
 
     # ------------------------------------------------------------------ interactions
     def capabilities(self) -> dict:
-        """GET [base]/metadata."""
+        """GET [base]/metadata (each call asks again; `support` is the cached reading)."""
         return self.get("metadata")
+
+    @property
+    def support(self) -> Capabilities:
+        """What the remote's CapabilityStatement states, fetched on first use and kept for this client's life."""
+        if self._support is None:
+            self._support = remote_capabilities.parse(self.capabilities())
+        return self._support
+
+    def create(self, resource: dict, *, if_none_exist: str | None = None) -> Reply:
+        """POST [base]/Type (If-None-Exist when given: the server must support conditional create)."""
+        headers = {"If-None-Exist": if_none_exist} if if_none_exist else {}
+        return self.send("POST", resource["resourceType"], body=resource, headers=headers)
+
+    def update(self, resource: dict, *, if_match: str | None = None) -> Reply:
+        """PUT [base]/Type/id (If-Match when given: a version-aware update)."""
+        headers = {"If-Match": if_match} if if_match else {}
+        return self.send("PUT", f"{resource['resourceType']}/{resource['id']}", body=resource, headers=headers)
+
+    def delete(self, rtype: str, rid: str) -> Reply:
+        """DELETE [base]/Type/id."""
+        return self.send("DELETE", f"{rtype}/{rid}")
+
+    def conditional_create(self, resource: dict, query: str) -> Reply:
+        """Create unless `query` (e.g. "identifier=sys|val") matches; 200 with the match, 201 when created.
+
+        Without conditional create on the remote: a search, then a create when nothing matched (not atomic:
+        two writers may both create; service/fhir_fallback.py).
+        """
+        from . import fhir_fallback  # noqa: PLC0415 (fhir_fallback drives this client)
+
+        if self.support.conditional_create(resource["resourceType"]):
+            return self.create(resource, if_none_exist=query)
+        return fhir_fallback.search_then_create(self, resource, query)
+
+    def transaction(self, bundle: dict) -> dict:
+        """POST a transaction Bundle; the transaction-response Bundle.
+
+        Without transaction support on the remote: the entries one by one, in an order that creates what is
+        referenced first (service/fhir_fallback.py); a failure part-way raises PartialTransactionError.
+        """
+        from . import fhir_fallback  # noqa: PLC0415
+
+        if self.support.transaction:
+            return self.request("POST", "", body=bundle)
+        return fhir_fallback.one_by_one(self, bundle)
+
+    def send(self, method: str, path_or_url: str, *, params: list[tuple[str, str]] | None = None, body: dict | None = None,
+             headers: dict[str, str] | None = None) -> Reply:
+        """One request whose answer may have no body (201 with return=minimal, 204): status, resource, Location, ETag."""
+        url = self._url(path_or_url)
+        extra = {"Prefer": "return=representation"} if body is not None else {}
+        extra.update(headers or {})
+        response, content = self._send(method, url, params, body, extra)
+        if response.status_code == 401 and self.auth is not None and self.auth.renew():
+            response, content = self._send(method, url, params, body, extra)
+        resource = _answer(method, url, response, content, body_required=False)
+        return Reply(response.status_code, resource, response.headers.get("Location") or response.headers.get("Content-Location"),
+                     response.headers.get("ETag"))
 
     def read(self, rtype: str, rid: str) -> dict:
         """GET [base]/Type/id."""
@@ -142,7 +226,9 @@ class FhirClient:
         response, content = self._send(method, url, params, body, headers or {})
         if response.status_code == 401 and self.auth is not None and self.auth.renew():
             response, content = self._send(method, url, params, body, headers or {})  # the token expired early or was revoked
-        return _answer(method, url, response, content)
+        answer = _answer(method, url, response, content)
+        assert answer is not None  # body_required
+        return answer
 
     def _send(self, method: str, url: str, params: list[tuple[str, str]] | None, body: dict | None,
               extra: dict[str, str]) -> tuple[requests.Response, bytes]:
@@ -167,6 +253,8 @@ class FhirClient:
 
     # ------------------------------------------------------------------ helpers
     def _url(self, path_or_url: str) -> str:
+        if not path_or_url:
+            return self.base_url  # the system level: POST [base] for a transaction or batch
         if not path_or_url.startswith(("http://", "https://")):
             return f"{self.base_url}/{path_or_url.lstrip('/')}"
         if not is_under(path_or_url, self.base_url):
@@ -207,7 +295,8 @@ def _read_body(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _answer(method: str, url: str, response: requests.Response, content: bytes) -> dict:
+def _answer(method: str, url: str, response: requests.Response, content: bytes, body_required: bool = True) -> dict | None:
+    """The resource of a 2xx answer (None: no body, when allowed); a FhirClientError for anything else."""
     parsed = _json(content)
     outcome = parsed if parsed and parsed.get("resourceType") == "OperationOutcome" else None
     status = response.status_code
@@ -216,6 +305,8 @@ def _answer(method: str, url: str, response: requests.Response, content: bytes) 
         raise kind(f"{method} {_redact(url)}: HTTP {status}{_diagnostics(outcome)}", response=response, outcome=outcome)
     if status >= 300:
         raise FhirRequestError(f"{method} {_redact(url)}: HTTP {status} redirect not followed", response=response)
+    if not body_required and not content.strip():
+        return None
     if parsed is None or not isinstance(parsed.get("resourceType"), str):
         raise FhirTransportError(f"{method} {_redact(url)}: the answer is not a FHIR JSON resource", response=response)
     return parsed

@@ -152,3 +152,213 @@ def test_an_oversized_body_is_refused(monkeypatch):
     responses.get(f"{BASE}/Binary/1", body=b'{"resourceType":"Binary","data":"' + b"A" * 200 + b'"}')
     with pytest.raises(FhirTransportError, match="larger than"):
         FhirClient(BASE).read("Binary", "1")
+
+
+# ------------------------------------------------------------------------------- adapting to the remote (real HTTP)
+# The Medplum memory peer states transaction and conditional create; a tiny proxy in front of it states neither
+# (its /metadata is rewritten, every other request is passed through): a test peer, not a mock of our code.
+import copy  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+
+from werkzeug.serving import make_server  # noqa: E402
+
+from service import remote_capabilities  # noqa: E402
+from service.fhir_fallback import PartialTransactionError  # noqa: E402
+
+PASSED_HEADERS = {"CONTENT_TYPE": "Content-Type", "HTTP_ACCEPT": "Accept", "HTTP_IF_NONE_EXIST": "If-None-Exist",
+                  "HTTP_IF_MATCH": "If-Match", "HTTP_PREFER": "Prefer"}
+
+
+def without(statement: dict) -> dict:
+    """The peer's CapabilityStatement without transaction, batch, conditional create and conditional update."""
+    statement = copy.deepcopy(statement)
+    rest = statement["rest"][0]
+    rest["interaction"] = [i for i in rest["interaction"] if i["code"] not in ("transaction", "batch")]
+    for entry in rest["resource"]:
+        entry["conditionalCreate"] = entry["conditionalUpdate"] = False
+    return statement
+
+
+def proxy(target: str, rewrite: Callable[[dict], dict]) -> Callable:
+    def app(environ, start_response):
+        path, query = environ["PATH_INFO"], environ.get("QUERY_STRING", "")
+        if path.endswith("/metadata"):
+            body = json.dumps(rewrite(requests.get(f"{target}/metadata", timeout=10).json())).encode()
+            start_response("200 OK", [("Content-Type", "application/fhir+json")])
+            return [body]
+        data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = {name: environ[key] for key, name in PASSED_HEADERS.items() if environ.get(key)}
+        url = target.rsplit("/fhir", 1)[0] + path + (f"?{query}" if query else "")
+        answer = requests.request(environ["REQUEST_METHOD"], url, data=data or None, headers=headers, timeout=10)
+        start_response(f"{answer.status_code} {answer.reason}",
+                       [(k, answer.headers[k]) for k in ("Content-Type", "Location", "ETag") if k in answer.headers])
+        return [answer.content]
+    return app
+
+
+@pytest.fixture(scope="module")
+def plain_server(peer_server) -> Iterator[str]:
+    """The peer behind a proxy whose CapabilityStatement states no transaction and no conditional create/update."""
+    server = make_server("127.0.0.1", 0, proxy(peer_server, without), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+
+
+import json  # noqa: E402
+
+MRN = "https://hospital.example.org/fhir/sid/mrn"
+
+
+def referral_bundle(mrn: str = "SBX-1", order_id: str = "SR-1") -> dict:
+    """Task first, then its ServiceRequest, then the Patient: each references the next by urn:uuid."""
+    pat, sr, task = (f"urn:uuid:{u}" for u in ("0b9f1c2e-0000-4000-8000-000000000001", "0b9f1c2e-0000-4000-8000-000000000002",
+                                                "0b9f1c2e-0000-4000-8000-000000000003"))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": task, "resource": {"resourceType": "Task", "status": "requested", "intent": "order",
+                                       "focus": {"reference": sr}, "for": {"reference": pat}},
+         "request": {"method": "POST", "url": "Task"}},
+        {"fullUrl": sr, "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                                     "identifier": [{"system": "https://hospital.example.org/fhir/sid/order", "value": order_id}],
+                                     "subject": {"reference": pat}},
+         "request": {"method": "POST", "url": "ServiceRequest", "ifNoneExist": f"identifier=https://hospital.example.org/fhir/sid/order|{order_id}"}},
+        {"fullUrl": pat, "resource": {"resourceType": "Patient", "identifier": [{"system": MRN, "value": mrn}]},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|{mrn}"}},
+    ]}
+
+
+def peer_log(peer: str) -> list[str]:
+    """The FHIR requests the peer received, as "METHOD path" (the proxy's own /metadata reads included)."""
+    log = requests.get(peer.rsplit("/fhir", 1)[0] + "/_peer/requests", timeout=10).json()
+    return [f"{r['method']} {r['url'].split('?')[0]}" for r in log if r["url"].startswith("/fhir")]
+
+
+def stored(peer: str, rtype: str) -> list[dict]:
+    return [e["resource"] for e in requests.get(f"{peer}/{rtype}", timeout=10).json().get("entry", [])]
+
+
+def test_the_capability_statement_is_read_once_and_understood(peer):
+    """The peer states transaction, batch and conditional create; /metadata is fetched once per client."""
+    client = FhirClient(peer)
+    support = client.support
+    assert support.transaction and support.batch and support.r4
+    assert support.conditional_create("Patient") and support.conditional_update("Task") and support.supports("delete", "Task")
+    assert not support.supports("create", "NoSuchType")
+    assert client.support is support
+    assert peer_log(peer) == ["GET /fhir/metadata"]
+
+
+def test_a_statement_states_only_what_it_lists():
+    """No server-mode rest: nothing is supported; a client-mode rest is not the server's."""
+    assert not remote_capabilities.parse({"resourceType": "CapabilityStatement"}).transaction
+    client_mode = {"rest": [{"mode": "client", "interaction": [{"code": "transaction"}]}]}
+    assert not remote_capabilities.parse(client_mode).transaction
+    odd = {"rest": [{"mode": "server", "interaction": "transaction", "resource": [{"type": "Task", "conditionalCreate": "yes"}]}]}
+    assert not remote_capabilities.parse(odd).transaction and not remote_capabilities.parse(odd).conditional_create("Task")
+
+
+def test_a_transaction_goes_as_one_request_when_the_server_supports_it(peer):
+    """One POST [base]; the answer is the server's transaction-response."""
+    response = FhirClient(peer).transaction(referral_bundle())
+    assert response["type"] == "transaction-response" and [e["response"]["status"][:3] for e in response["entry"]] == ["201"] * 3
+    assert peer_log(peer) == ["GET /fhir/metadata", "POST /fhir"]
+
+
+def test_without_transaction_the_entries_go_one_by_one_referenced_first(peer, plain_server):
+    """Patient, then ServiceRequest, then Task (the reverse of the Bundle), urn:uuid references rewritten; the
+    conditional creates become searches (no conditional create either); the answer is in entry order."""
+    response = FhirClient(plain_server).transaction(referral_bundle())
+
+    assert [r for r in peer_log(peer) if r != "GET /fhir/metadata"] == ["GET /fhir/Patient", "POST /fhir/Patient", "GET /fhir/ServiceRequest", "POST /fhir/ServiceRequest",
+                              "POST /fhir/Task"]
+    [patient], [order], [task] = stored(peer, "Patient"), stored(peer, "ServiceRequest"), stored(peer, "Task")
+    assert task["focus"]["reference"] == f"ServiceRequest/{order['id']}" and task["for"]["reference"] == f"Patient/{patient['id']}"
+    assert order["subject"]["reference"] == f"Patient/{patient['id']}"
+    assert response["type"] == "transaction-response"
+    assert [e["response"]["status"] for e in response["entry"]] == ["201"] * 3
+    assert response["entry"][0]["response"]["location"].split("/fhir/")[1].startswith(f"Task/{task['id']}")
+
+
+def test_a_resend_one_by_one_does_not_duplicate_what_has_an_identifier(peer, plain_server):
+    """The same Bundle again: Patient and ServiceRequest are found by identifier (200), only the plain POST Task repeats."""
+    client = FhirClient(plain_server)
+    client.transaction(referral_bundle())
+    again = client.transaction(referral_bundle())
+    assert [e["response"]["status"] for e in again["entry"]] == ["201", "200", "200"]
+    assert (len(stored(peer, "Patient")), len(stored(peer, "ServiceRequest")), len(stored(peer, "Task"))) == (1, 1, 2)
+
+
+def test_a_failure_part_way_says_what_was_applied(peer, plain_server):
+    """The Task POST gets 503: PartialTransactionError (retryable, with the peer's OperationOutcome) names the entry
+    that failed and those applied; sending again completes without duplicates."""
+    requests.post(peer.rsplit("/fhir", 1)[0] + "/_peer/faults", json={"status": 503, "count": 1, "match": "POST /Task"},
+                  timeout=5).raise_for_status()
+    client = FhirClient(plain_server)
+    with pytest.raises(PartialTransactionError) as caught:
+        client.transaction(referral_bundle())
+    err = caught.value
+    assert (err.failed, err.done, err.status, err.retryable) == (0, [1, 2], 503, True)
+    assert err.outcome["resourceType"] == "OperationOutcome" and "entries [1, 2] were applied" in str(err)
+    assert stored(peer, "Task") == []
+
+    client.transaction(referral_bundle())
+    assert (len(stored(peer, "Patient")), len(stored(peer, "ServiceRequest")), len(stored(peer, "Task"))) == (1, 1, 1)
+
+
+def test_conditional_create_falls_back_to_search_then_create(peer, plain_server):
+    """No conditional create: a search, then a create (201); next time the match is returned (200), nothing created."""
+    client = FhirClient(plain_server)
+    patient = {"resourceType": "Patient", "identifier": [{"system": MRN, "value": "C-1"}]}
+    first = client.conditional_create(patient, f"identifier={MRN}|C-1")
+    second = client.conditional_create(patient, f"identifier={MRN}|C-1")
+    assert (first.status, second.status) == (201, 200) and first.resource["id"] == second.resource["id"]
+    assert second.location == f"Patient/{first.resource['id']}"
+    assert "If-None-Exist" not in json.dumps(requests.get(peer.rsplit("/fhir", 1)[0] + "/_peer/requests", timeout=5).json())
+    client.create(patient)
+    with pytest.raises(FhirRequestError, match="more than one"):
+        client.conditional_create(patient, f"identifier={MRN}|C-1")
+
+
+def test_conditional_create_uses_if_none_exist_when_supported(peer):
+    """The peer supports it: one POST with If-None-Exist, no search."""
+    client = FhirClient(peer)
+    patient = {"resourceType": "Patient", "identifier": [{"system": MRN, "value": "C-2"}]}
+    assert client.conditional_create(patient, f"identifier={MRN}|C-2").status == 201
+    assert client.conditional_create(patient, f"identifier={MRN}|C-2").status == 200
+    assert peer_log(peer) == ["GET /fhir/metadata", "POST /fhir/Patient", "POST /fhir/Patient"]
+
+
+def test_a_conditional_update_entry_one_by_one(peer, plain_server):
+    """PUT Patient?identifier=… without conditional update: created when absent, then the match is updated by id."""
+    def bundle(name: str) -> dict:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "identifier": [{"system": MRN, "value": "U-1"}], "name": [{"family": name}]},
+             "request": {"method": "PUT", "url": f"Patient?identifier={MRN}|U-1"}}]}
+    client = FhirClient(plain_server)
+    client.transaction(bundle("First"))
+    client.transaction(bundle("Second"))
+    [patient] = stored(peer, "Patient")
+    assert patient["name"][0]["family"] == "Second" and patient["meta"]["versionId"] != "1"
+
+
+def test_entries_that_reference_each_other_in_a_cycle_are_refused_before_sending(peer, plain_server):
+    """Two new resources naming each other cannot be created one at a time: refused, nothing sent."""
+    a, b = "urn:uuid:0b9f1c2e-0000-4000-8000-00000000000a", "urn:uuid:0b9f1c2e-0000-4000-8000-00000000000b"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": a, "resource": {"resourceType": "Patient", "link": [{"other": {"reference": b}, "type": "seealso"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": b, "resource": {"resourceType": "Patient", "link": [{"other": {"reference": a}, "type": "seealso"}]},
+         "request": {"method": "POST", "url": "Patient"}}]}
+    with pytest.raises(FhirRequestError, match="cycle"):
+        FhirClient(plain_server).transaction(bundle)
+    assert stored(peer, "Patient") == []
+
+
+def test_the_remote_operation_outcome_of_a_refused_transaction_is_kept(peer):
+    """A transaction the peer refuses: FhirRequestError with its OperationOutcome and diagnostics."""
+    bad = referral_bundle()
+    bad["entry"][0]["request"]["url"] = "NoSuchType"
+    with pytest.raises(FhirClientError) as caught:
+        FhirClient(peer).transaction(bad)
+    assert caught.value.status in (400, 404) and caught.value.outcome["resourceType"] == "OperationOutcome"
