@@ -1,3 +1,4 @@
 """The modules that register operations (service/ops): one import line each."""
 # ruff: noqa: F401
 from .. import medication_due, reconciliation  # MedicationRequest/$due, EpisodeOfCare/$reconcile-medications (issue 10)
+from .. import sessions_ops  # Group/$schedule-sessions, Appointment/$record-attendance (issue 9)

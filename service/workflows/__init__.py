@@ -42,3 +42,4 @@ def run(unit: Unit) -> None:
 from . import referral  # noqa: E402,F401  (registers the referral triggers)
 from . import medications  # noqa: E402,F401  (MedicationRequest status machine, issue 10)
 from . import scoring, goals  # noqa: E402,F401  (outcome measures: scoring, safety alerts, goal achievement; issue 10 part A)
+from . import rosters  # noqa: E402,F401  (discharge ends roster membership, issue 9)
