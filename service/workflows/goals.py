@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from .. import dates
 from ..interactions import Change, Unit
 from . import records, trigger
 
@@ -23,13 +24,14 @@ LOINC = "http://loinc.org"
 MEASURES = frozenset({"44261-6", "70274-6", "75626-2", "101698-9"})  # integer totals a Goal can target
 OPEN = "active,accepted"  # lifecycle states whose achievement still moves
 VALID = ("final", "amended", "corrected")
+MAX_SCORES = 1000
 COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
 
 
 @trigger("Observation")
 def on_score(unit: Unit, change: Change) -> None:
     obs = records.parsed(change.stored)
-    code = _measure(obs.get("code")) if obs else None
+    code = measure_code(obs.get("code")) if obs else None
     patient = records.ref_text(obs.get("subject")) if code else None
     if not patient or not patient.startswith("Patient/"):
         return
@@ -47,21 +49,28 @@ def on_goal(unit: Unit, change: Change) -> None:
     if not patient or goal.get("lifecycleStatus") not in OPEN.split(","):
         return
     for target in goal.get("target", []):
-        code = _measure(target.get("measure"))
+        code = measure_code(target.get("measure"))
         if code:
             _follow(unit, goal, code, latest_scores(unit, patient, code))
             return
 
 
 def latest_scores(unit: Unit, patient: str, code: str) -> list[tuple[float, str]]:
-    """(score, Observation id) of the patient's two latest valid scores with this code, latest first."""
-    rows = unit.find("Observation", f"patient={patient}&code={LOINC}|{code}&status={','.join(VALID)}&_sort=-date", limit=2)
-    out = []
-    for row in rows:
-        value = json.loads(row.content).get("valueInteger")
-        if isinstance(value, int):
-            out.append((float(value), row.id))
-    return out
+    """(score, Observation id) of the patient's two latest valid scores with this code by effective date, latest first
+    (a late entry of an older score does not count as the latest)."""
+    rows = unit.find("Observation", f"patient={patient}&code={LOINC}|{code}&status={','.join(VALID)}", limit=MAX_SCORES)
+    scored = [(effective(obs), float(obs["valueInteger"]), row.id) for row in rows
+              if isinstance((obs := json.loads(row.content)).get("valueInteger"), int)]
+    return [(value, rid) for _, value, rid in sorted(scored, reverse=True)[:2]]
+
+
+def effective(obs: dict) -> str:
+    """When a score was measured, as a sortable UTC instant (effectiveDateTime, else effectivePeriod.start)."""
+    when = obs.get("effectiveDateTime") or (obs.get("effectivePeriod") or {}).get("start") or ""
+    try:
+        return dates.instant(dates.parse_range(when)[0]) if when else ""
+    except ValueError:
+        return when
 
 
 def achievement(target: dict, scores: list[tuple[float, str]]) -> str | None:
@@ -108,12 +117,12 @@ def _distance(target: dict, value: float) -> float | None:
     return None
 
 
-def _measure(concept: object) -> str | None:
+def measure_code(concept: object) -> str | None:
     return next((code for system, code in records.codes(concept) if system == LOINC and code in MEASURES), None)
 
 
 def _target(goal: dict, code: str) -> dict | None:
-    return next((t for t in goal.get("target", []) if _measure(t.get("measure")) == code), None)
+    return next((t for t in goal.get("target", []) if measure_code(t.get("measure")) == code), None)
 
 
 def _goals(unit: Unit, patient: str) -> list[dict]:

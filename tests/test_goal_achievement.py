@@ -1,0 +1,132 @@
+"""Goal.achievementStatus follows the measured scores (HL7 goal-achievement), whenever a score is written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from helpers import created, example, post, put
+from outcome_helpers import amend, enrolled, gad7, phq9, search
+
+ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+
+
+def goal(who: dict, code: str = "44261-6", detail: dict | None = None, status: str = "in-progress") -> dict:
+    """examples/Goal-iop-goal-1-phq9.json for this patient: PHQ-9 (or another measure) in 0-9."""
+    body = example("Goal-iop-goal-1-phq9.json")
+    del body["id"], body["addresses"]
+    body["subject"] = body["expressedBy"] = {"reference": who["patient"]}
+    body["target"][0]["measure"]["coding"][0]["code"] = code
+    if detail is not None:
+        del body["target"][0]["detailRange"]
+        body["target"][0].update(detail)
+    body["achievementStatus"]["coding"][0]["code"] = status
+    return created(post(client_of(who), "Goal", body))
+
+
+def client_of(who: dict):
+    return who["client"]
+
+
+def status_of(client, goal_id: str) -> str:
+    body = client.get(f"/fhir/Goal/{goal_id}").get_json()
+    return body["achievementStatus"]["coding"][0]["code"]
+
+
+@pytest.fixture
+def who(client):
+    return dict(enrolled(client), client=client)
+
+
+def score(client, who: dict, total: int, day: int) -> dict:
+    """A PHQ-9 response whose total is `total` (items of 3, then the remainder), answered on 2026-11-<day>."""
+    items = [3] * (total // 3) + ([total % 3] if total % 3 else [])
+    items = (items + [0] * 9)[:8] + [0]
+    assert sum(items) == total
+    return created(post(client, "QuestionnaireResponse", phq9(items, who, authored=f"2026-11-{day:02d}T10:00:00Z")))
+
+
+def test_phq9_goal_follows_the_scores(client, who):
+    g = goal(who)
+    score(client, who, 17, 2)
+    assert status_of(client, g["id"]) == "in-progress"
+    score(client, who, 14, 9)
+    assert status_of(client, g["id"]) == "improving"
+    score(client, who, 15, 16)
+    assert status_of(client, g["id"]) == "worsening"
+    score(client, who, 15, 17)
+    assert status_of(client, g["id"]) == "no-change"
+    last = score(client, who, 8, 23)  # crosses the target (below 10)
+    assert status_of(client, g["id"]) == "achieved"
+    score(client, who, 6, 30)
+    assert status_of(client, g["id"]) == "sustaining"
+    body = client.get(f"/fhir/Goal/{g['id']}").get_json()
+    latest = search(client, f"Observation?derived-from=QuestionnaireResponse/{last['id']}")[0]
+    assert body["outcomeReference"] != [{"reference": f"Observation/{latest['id']}"}]  # the latest score is the 30th's
+    history = client.get(f"/fhir/Goal/{g['id']}/_history").get_json()["entry"]
+    assert [e["resource"]["achievementStatus"]["coding"][0]["code"] for e in history][0] == "sustaining"
+
+
+def test_backdated_score_does_not_move_the_status(client, who):
+    g = goal(who)
+    score(client, who, 12, 9)
+    score(client, who, 8, 16)
+    assert status_of(client, g["id"]) == "achieved"
+    score(client, who, 20, 2)  # entered late, measured first
+    assert status_of(client, g["id"]) == "achieved"
+
+
+def test_gad7_goal_with_a_quantity_target(client, who):
+    g = goal(who, "70274-6", {"detailQuantity": {"value": 10, "comparator": "<"}})
+    created(post(client, "QuestionnaireResponse", gad7([2] * 7, who, authored="2026-11-02T10:00:00Z")))
+    assert status_of(client, g["id"]) == "in-progress"
+    created(post(client, "QuestionnaireResponse", gad7([1] * 7, who, authored="2026-11-09T10:00:00Z")))
+    assert status_of(client, g["id"]) == "achieved"
+
+
+def test_a_directly_posted_score_moves_the_goal(client, who):
+    from helpers import phq9 as phq9_observation
+
+    g = goal(who)
+    created(post(client, "Observation", phq9_observation(who["patient"], 5)))
+    assert status_of(client, g["id"]) == "achieved"
+
+
+def test_amended_score_moves_the_goal_back(client, who):
+    g = goal(who)
+    score(client, who, 15, 2)
+    qr = score(client, who, 9, 9)
+    assert status_of(client, g["id"]) == "achieved"
+    amend(client, dict(qr, item=phq9([3, 3, 3, 3, 0, 0, 0, 0, 0], who)["item"]))
+    assert status_of(client, g["id"]) == "improving"  # 12 after 15
+
+
+def test_typed_status_that_contradicts_the_scores_is_rewritten(client, who):
+    g = goal(who)
+    score(client, who, 18, 2)
+    score(client, who, 16, 9)
+    current = client.get(f"/fhir/Goal/{g['id']}").get_json()
+    typed = dict(current, achievementStatus={"coding": [{"system": ACHIEVEMENT, "code": "achieved"}]})
+    assert put(client, f"Goal/{g['id']}", typed).status_code == 200
+    assert status_of(client, g["id"]) == "improving"
+    unscored = goal(dict(enrolled(client, family="New"), client=client), status="not-attainable")
+    assert status_of(client, unscored["id"]) == "not-attainable"  # no scores yet: what staff set stands
+
+
+def test_goals_of_other_measures_and_patients_are_left_alone(client, who):
+    gad = goal(who, "70274-6")
+    other = dict(enrolled(client, family="Other"), client=client)
+    theirs = goal(other)
+    score(client, who, 5, 2)
+    assert status_of(client, gad["id"]) == "in-progress" and status_of(client, theirs["id"]) == "in-progress"
+    assert client.get(f"/fhir/Goal/{gad['id']}").get_json()["meta"]["versionId"] == "1"
+
+
+def test_updated_goal_validates(client, who, validator_url, ig_validator_url):
+    g = goal(who)
+    score(client, who, 8, 2)
+    body = client.get(f"/fhir/Goal/{g['id']}").get_json()
+    for url in (validator_url, ig_validator_url):
+        issues = requests.post(f"{url}/validate", data=json.dumps(body), timeout=30).json()["issue"]
+        assert not [i for i in issues if i["severity"] in ("error", "fatal")], issues
