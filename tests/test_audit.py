@@ -314,3 +314,183 @@ def test_an_authorized_client_is_the_agent_and_a_refused_scope_is_audited(client
     assert [(subtypes(e)[0], e["outcome"]) for e in mine] == [("search-type", "0"), ("search-type", "4")]
     assert mine[0]["agent"][1]["who"]["reference"] == "Organization/hosp"
     assert "Task" in mine[1]["outcomeDesc"]
+
+
+# ------------------------------------------------------------------------------- AuditEvent through the API (the log)
+def record_reads(app, n: int, prefix: str = "p") -> None:
+    with app.test_request_context("/fhir/Patient/x"):
+        for i in range(n):
+            audit.record_access("read", [f"Patient/{prefix}{i}/_history/1"], 0)
+    audit.flush(app)
+
+
+@pytest.mark.parametrize("query,named", [
+    ("address=127.0.0.1", "address"), ("entity-name=x", "entity-name"), ("_sort=-date", "_sort"),
+    ("entity:missing=true", "entity:missing"), ("agent:text=x", "agent:text"), ("_include=AuditEvent:agent", "_include"),
+    ("_elements=id", "_elements"), ("_summary=true", "_summary"), ("_has:Patient:link:name=x", "_has:Patient:link:name")])
+def test_an_unsupported_search_parameter_is_refused_by_name(client, query, named):
+    resp = client.get(f"/fhir/AuditEvent?{query}")
+    assert_outcome(resp, 400, "not-supported")
+    assert resp.get_json()["issue"][0]["expression"] == [named]
+
+
+@pytest.mark.parametrize("query,named", [
+    ("date=yesterday", "date"), ("patient=Organization/o1", "patient"), ("entity=justanid", "entity"), ("_count=-1", "_count"),
+    ("_cursor=abc", "_cursor"), ("outcome=", "outcome"), ("_total=maybe", "_total")])
+def test_a_malformed_search_value_is_a_400(client, query, named):
+    resp = client.get(f"/fhir/AuditEvent?{query}")
+    assert_outcome(resp, 400)
+    assert named in json.dumps(resp.get_json())
+
+
+def test_revinclude_of_audit_events_is_refused(client):
+    assert_outcome(client.get("/fhir/Patient?_revinclude=AuditEvent:entity"), 400, "not-supported")
+
+
+def test_paging_newest_first_with_next_links_and_no_duplicates(app, client):
+    record_reads(app, 25)
+    first = client.get("/fhir/AuditEvent?subtype=read&_count=10").get_json()
+    assert "total" not in first and len(first["entry"]) == 10  # more follow: no COUNT unless asked (_total=accurate)
+    seen, page = [], first
+    while True:
+        seen += [int(e["resource"]["id"]) for e in page["entry"]]
+        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        page = client.get(nxt[0].removeprefix("http://localhost")).get_json()
+    assert len(seen) == 25 and seen == sorted(seen, reverse=True)
+    assert whats(first["entry"][0]["resource"]) == ["Patient/p24/_history/1"]
+    assert client.get("/fhir/AuditEvent?subtype=read&_count=10&_total=accurate").get_json()["total"] == 25
+    assert client.get("/fhir/AuditEvent?subtype=read&_count=100").get_json()["total"] == 25  # one complete page
+    counted = client.get("/fhir/AuditEvent?subtype=read&_summary=count").get_json()
+    assert (counted["type"], counted["total"], counted.get("entry")) == ("searchset", 25, None)
+
+
+def test_search_filters_combine(app, client):
+    record_reads(app, 3)
+    pid = new_patient(client)
+    assert [whats(e) for e in events(client, "patient=p1")] == [["Patient/p1/_history/1"]]
+    assert [whats(e) for e in events(client, f"entity=Patient/p0,Patient/{pid}&action=R")] == [["Patient/p0/_history/1"]]
+    assert len(events(client, f"entity=http://localhost/fhir/Patient/{pid}")) == 1  # an absolute reference to us
+    assert len(events(client, "type=http://terminology.hl7.org/CodeSystem/audit-event-type|rest&subtype=read")) == 3
+    assert events(client, "type=other") == [] and events(client, "agent:identifier=other|development") == []
+    assert len(events(client, "agent:identifier=development&subtype=read,create")) == 4
+    assert events(client, "date=lt2020-01-01") == [] and events(client, "date=gt2020&date=lt2020") == []
+    assert len(events(client, "_id=1,2&date=ge2020-01-01")) == 2
+
+
+def test_read_vread_and_history_of_an_event(app, client):
+    record_reads(app, 2)
+    ev = client.get("/fhir/AuditEvent/2")
+    assert ev.status_code == 200 and ev.headers["ETag"] == 'W/"1"' and ev.headers["Last-Modified"]
+    body = ev.get_json()
+    assert body["id"] == "2" and body["meta"]["versionId"] == "1" and whats(body) == ["Patient/p1/_history/1"]
+    AuditEvent.model_validate(body)
+    assert client.get("/fhir/AuditEvent/2/_history/1").get_json() == body
+    assert_outcome(client.get("/fhir/AuditEvent/2/_history/2"), 404)
+    for missing in ("99", "abc", "0"):
+        assert_outcome(client.get(f"/fhir/AuditEvent/{missing}"), 404)
+    [entry] = client.get("/fhir/AuditEvent/2/_history").get_json()["entry"]
+    assert entry["resource"] == body and entry["response"]["status"] == "201 Created"
+    history = client.get("/fhir/AuditEvent/_history?_count=1").get_json()  # newest first (the reads above are audited too)
+    [newest] = [e["resource"]["id"] for e in history["entry"]]
+    assert history["link"][1]["relation"] == "next" and history["link"][1]["url"].endswith(f"_before={newest}")
+    older = client.get(f"/fhir/AuditEvent/_history?_count=1&_before={newest}").get_json()["entry"]
+    assert int(older[0]["resource"]["id"]) < int(newest)
+    assert_outcome(client.get("/fhir/AuditEvent/_history?_at=2020"), 400, "not-supported")
+
+
+def test_a_client_outside_the_program_sees_no_audit_event(client, auth_app, auth_client):
+    from auth_helpers import bearer, make_client
+
+    new_patient(client)
+    client_id, key = make_client(auth_app, "Hospital auditor", "system/AuditEvent.rs", organization="Organization/hosp")
+    headers = bearer(auth_client, auth_app, client_id, key)
+    bundle = auth_client.get("/fhir/AuditEvent", headers=headers).get_json()
+    assert bundle["type"] == "searchset" and "entry" not in bundle and "total" not in bundle
+    assert_outcome(auth_client.get("/fhir/AuditEvent/1", headers=headers), 404)
+    staff_id, staff_key = make_client(auth_app, "Staff auditor", "system/AuditEvent.rs", internal=True)
+    staff = bearer(auth_client, auth_app, staff_id, staff_key)
+    assert auth_client.get("/fhir/AuditEvent/1", headers=staff).get_json()["action"] == "C"
+
+
+# ------------------------------------------------------------------------------- what a crash can lose
+CRASH = """
+import os, signal, sys, time
+from service import audit, create_app
+app = create_app({"DATABASE_URL": sys.argv[1], "AUTH": "off", "LOG_LEVEL": "WARNING", "AUTO_MIGRATE": False})
+def reads(prefix):
+    with app.test_request_context("/fhir/Patient/x"):
+        for i in range(40):
+            audit.record_access("read", [f"Patient/{prefix}{i}"], 0)
+reads("early")
+time.sleep(audit.FLUSH_INTERVAL * 5)  # the background writer has had its turn
+reads("late")
+if sys.argv[2] == "crash":
+    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no flush
+"""
+
+
+def run_process(database_url: str, how: str) -> int:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", CRASH, database_url, how], timeout=120).returncode
+
+
+def test_a_crash_loses_only_the_read_audits_of_its_last_flush_interval(app, client, database_url):
+    assert run_process(database_url, "crash") == -9
+    early = [e for e in events(client, "subtype=read") if whats(e)[0].startswith("Patient/early")]
+    assert len(early) == 40  # recorded more than FLUSH_INTERVAL before the crash: stored
+    assert verify(app)[0] == 0  # whatever the crash cut off, the chain is whole (a batch is one transaction)
+
+
+def test_a_normal_exit_writes_every_waiting_read_audit(app, client, database_url):
+    assert run_process(database_url, "exit") == 0
+    assert len(events(client, "subtype=read")) == 80
+    assert verify(app) == (0, "OK: 81 audit events, chain intact\n")  # and the search above
+
+
+# ------------------------------------------------------------------------------- migration 0005
+def test_migration_moves_resource_audit_events_into_the_log_keeping_the_chain(tmp_path):
+    """Events stored as resources with audit_chain links (revision 0004) keep their seq, hash and searchability."""
+    from alembic import command
+    from alembic.config import Config
+
+    from service import create_app
+    from service.db import MIGRATIONS, Database
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    db = Database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+    prev = audit_chain.GENESIS
+    with db.write() as conn:
+        for seq, (ref, action) in enumerate([("Patient/old-1/_history/1", "C"), ("Patient/old-1/_history/1", "R")], 1):
+            ev = {"resourceType": "AuditEvent", "id": f"uuid-{seq}", "meta": {"versionId": "1", "lastUpdated": "2026-11-20T10:00:00.000Z"},
+                  "type": audit.REST, "subtype": [{"system": INTERACTION, "code": "create" if action == "C" else "read"}],
+                  "action": action, "recorded": "2026-11-20T10:00:00.000Z", "outcome": "0",
+                  "agent": [{"who": {"identifier": {"system": audit.CLIENT_ID_SYSTEM, "value": "development"}}, "requestor": True}],
+                  "source": {"observer": {"display": "IOP FHIR service"}}, "entity": [{"what": {"reference": ref}}]}
+            content = json.dumps(ev)
+            conn.execute(text("INSERT INTO resource (type, id, version, last_updated, deleted, content) "
+                              "VALUES ('AuditEvent', :id, 1, '2026-11-20 10:00:00.000000', 0, :c)"), {"id": ev["id"], "c": content})
+            conn.execute(text("INSERT INTO resource_version (resource_pk, type, id, version, last_updated, method, content) "
+                              "SELECT pk, type, id, 1, last_updated, 'POST', content FROM resource WHERE id = :id"), {"id": ev["id"]})
+            digest = audit_chain.link(prev, audit_chain.canonical(ev).decode())
+            conn.execute(text("INSERT INTO audit_chain VALUES (:s, :id, :p, :h)"), {"s": seq, "id": ev["id"], "p": prev, "h": digest})
+            prev = digest
+    db.dispose()
+    app = create_app({"DATABASE_URL": url, "AUTH": "off", "LOG_LEVEL": "WARNING"})  # migrates to head
+    try:
+        assert verify(app) == (0, "OK: 2 audit events, chain intact\n")
+        with app.extensions["iop.db"].read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM resource WHERE type = 'AuditEvent'")).scalar_one() == 0
+            assert conn.execute(text("SELECT hash FROM audit_log WHERE seq = 2")).scalar_one() == prev
+        found = app.test_client().get("/fhir/AuditEvent?entity=Patient/old-1&action=R").get_json()["entry"]
+        assert [e["resource"]["id"] for e in found] == ["2"]
+    finally:
+        app.extensions["iop.db"].dispose()
