@@ -21,12 +21,14 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def init_app(app: Flask) -> None:
     from . import audit_cli, outbox_cli  # flask audit verify; flask outbox run|list|show|retry
+    from .sandbox import sandbox_group  # flask sandbox check URL
 
     app.cli.add_command(db_group)
     app.cli.add_command(examples_group)
     app.cli.add_command(outbox_cli.outbox_group)
     app.cli.add_command(audit_cli.audit_group)
     app.cli.add_command(referrals_group)
+    app.cli.add_command(sandbox_group)
 
 
 db_group = AppGroup("db", help="Database schema commands.")

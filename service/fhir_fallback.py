@@ -26,11 +26,13 @@ _LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_hist
 
 
 class PartialTransactionError(FhirClientError):
-    """Entry `failed` of a transaction sent one by one was refused; entries `done` (Bundle indexes) were applied."""
+    """Entry `failed` of a transaction sent one by one was refused; entries `done` (Bundle indexes) were applied,
+    and `applied` holds their transaction-response entries (status, location) by index."""
 
-    def __init__(self, message: str, cause: FhirClientError, failed: int, done: list[int]):
+    def __init__(self, message: str, cause: FhirClientError, failed: int, applied: dict[int, dict]):
         super().__init__(message, response=cause.response, outcome=cause.outcome)
-        self.cause, self.failed, self.done = cause, failed, done
+        self.cause, self.failed, self.applied = cause, failed, applied
+        self.done = sorted(applied)
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
@@ -70,13 +72,12 @@ def one_by_one(client: FhirClient, bundle: dict) -> dict:
         try:
             reply = _send(client, entries[index], resolved)
         except FhirClientError as err:
-            done = sorted(replies)
             raise PartialTransactionError(f"transaction sent as single requests (the server has no transaction): entry {index} "
-                                          f"failed ({err}); entries {done} were applied", err, index, done) from err
+                                          f"failed ({err}); entries {sorted(replies)} were applied", err, index, dict(replies)) from err
         replies[index] = reply.as_entry_response()
         full_url = entries[index].get("fullUrl")
         if isinstance(full_url, str) and full_url.startswith("urn:") and reply.location:
-            resolved[full_url] = _type_id(reply.location) or resolved.get(full_url, full_url)
+            resolved[full_url] = type_id(reply.location) or resolved.get(full_url, full_url)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": [replies[i] for i in range(len(entries))]}
 
 
@@ -155,7 +156,7 @@ def _conditional_update(client: FhirClient, resource: dict, url: str) -> Reply:
     return client.create({k: v for k, v in resource.items() if k != "id"})
 
 
-def _type_id(location: str) -> str | None:
+def type_id(location: str) -> str | None:
     """Type/id from a Location header (absolute or relative, with or without _history)."""
     match = _LOCATION.search(location.split("?", 1)[0])
     return f"{match.group(1)}/{match.group(2)}" if match else None

@@ -1,10 +1,17 @@
-"""FhirClient unit tests: error mapping, timeouts, paging, rate spacing (HTTP stubbed with `responses`)."""
+"""FhirClient: error mapping, timeouts, paging, rate spacing (HTTP stubbed with `responses`); adapting to the remote's
+CapabilityStatement (transaction and conditional-create fallbacks) over real HTTP to the Medplum peer."""
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
 
 import pytest
 import requests
 import responses
+from peer_proxy import serving, without
 
+from service import remote_capabilities
+from service.fhir_fallback import PartialTransactionError
 from service.fhirclient import (
     DEFAULT_TIMEOUT,
     FhirClient,
@@ -157,56 +164,12 @@ def test_an_oversized_body_is_refused(monkeypatch):
 # ------------------------------------------------------------------------------- adapting to the remote (real HTTP)
 # The Medplum memory peer states transaction and conditional create; a tiny proxy in front of it states neither
 # (its /metadata is rewritten, every other request is passed through): a test peer, not a mock of our code.
-import copy  # noqa: E402
-import threading  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-
-from werkzeug.serving import make_server  # noqa: E402
-
-from service import remote_capabilities  # noqa: E402
-from service.fhir_fallback import PartialTransactionError  # noqa: E402
-
-PASSED_HEADERS = {"CONTENT_TYPE": "Content-Type", "HTTP_ACCEPT": "Accept", "HTTP_IF_NONE_EXIST": "If-None-Exist",
-                  "HTTP_IF_MATCH": "If-Match", "HTTP_PREFER": "Prefer"}
-
-
-def without(statement: dict) -> dict:
-    """The peer's CapabilityStatement without transaction, batch, conditional create and conditional update."""
-    statement = copy.deepcopy(statement)
-    rest = statement["rest"][0]
-    rest["interaction"] = [i for i in rest["interaction"] if i["code"] not in ("transaction", "batch")]
-    for entry in rest["resource"]:
-        entry["conditionalCreate"] = entry["conditionalUpdate"] = False
-    return statement
-
-
-def proxy(target: str, rewrite: Callable[[dict], dict]) -> Callable:
-    def app(environ, start_response):
-        path, query = environ["PATH_INFO"], environ.get("QUERY_STRING", "")
-        if path.endswith("/metadata"):
-            body = json.dumps(rewrite(requests.get(f"{target}/metadata", timeout=10).json())).encode()
-            start_response("200 OK", [("Content-Type", "application/fhir+json")])
-            return [body]
-        data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        headers = {name: environ[key] for key, name in PASSED_HEADERS.items() if environ.get(key)}
-        url = target.rsplit("/fhir", 1)[0] + path + (f"?{query}" if query else "")
-        answer = requests.request(environ["REQUEST_METHOD"], url, data=data or None, headers=headers, timeout=10)
-        start_response(f"{answer.status_code} {answer.reason}",
-                       [(k, answer.headers[k]) for k in ("Content-Type", "Location", "ETag") if k in answer.headers])
-        return [answer.content]
-    return app
-
-
 @pytest.fixture(scope="module")
 def plain_server(peer_server) -> Iterator[str]:
     """The peer behind a proxy whose CapabilityStatement states no transaction and no conditional create/update."""
-    server = make_server("127.0.0.1", 0, proxy(peer_server, without), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/fhir"
-    server.shutdown()
+    with serving(peer_server, without("transaction", "batch", "conditional")) as url:
+        yield url
 
-
-import json  # noqa: E402
 
 MRN = "https://hospital.example.org/fhir/sid/mrn"
 
