@@ -1,0 +1,135 @@
+"""What the program operations read, in a few queries over the search index whatever the number of episodes:
+episodes, their attended Encounters in a time range, certifications, patients' birth dates and programs' zones.
+
+The program's time zone is the HL7 `timezone` extension (an IANA name) on the program Organization (the episode's
+managingOrganization), default America/New_York: the zone defines which local day, and so which ISO week, a
+session belongs to. See: https://hl7.org/fhir/extensions/StructureDefinition-timezone.html
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, and_, false, select
+
+from . import search
+from .tables import resource, sp_date, sp_reference, sp_token
+
+TIMEZONE = "http://hl7.org/fhir/StructureDefinition/timezone"
+DEFAULT_ZONE = "America/New_York"
+CHUNK = 500  # ids per IN list, far below the bind limits of SQLite and PostgreSQL
+R = resource
+
+
+@dataclass
+class Facts:
+    """Time zones of the programs and birth dates of the patients of some episodes."""
+
+    zones: dict[str, ZoneInfo]  # 'Organization/id' -> zone
+    births: dict[str, date]  # 'Patient/id' -> birth date
+
+    def zone(self, episode: dict) -> ZoneInfo:
+        return self.zones.get(_ref(episode.get("managingOrganization")) or "", ZoneInfo(DEFAULT_ZONE))
+
+    def birth(self, episode: dict) -> date | None:
+        return self.births.get(patient_of(episode) or "")
+
+
+def patient_of(episode: dict) -> str | None:
+    return _ref(episode.get("patient"))
+
+
+def episode(conn: Connection, rid: str) -> dict | None:
+    rows = search.fetch(conn, [("EpisodeOfCare", rid)])
+    return json.loads(rows[0].content) if rows else None
+
+
+def facts(conn: Connection, episodes: list[dict]) -> Facts:
+    orgs = {r for e in episodes if (r := _ref(e.get("managingOrganization")))}
+    patients = {r.split("/", 1)[1] for e in episodes if (r := patient_of(e))}
+    return Facts(zones(conn, orgs), births(conn, sorted(patients)))
+
+
+def zones(conn: Connection, orgs: set[str]) -> dict[str, ZoneInfo]:
+    out = {}
+    for row in search.fetch(conn, [("Organization", o.split("/", 1)[1]) for o in orgs if o.startswith("Organization/")]):
+        code = next((e.get("valueCode") for e in json.loads(row.content).get("extension", []) if e.get("url") == TIMEZONE), None)
+        out[f"Organization/{row.id}"] = zone(code)
+    return out
+
+
+def zone(code: object) -> ZoneInfo:
+    """The IANA zone named, the default for none or an unknown name."""
+    try:
+        return ZoneInfo(code) if isinstance(code, str) and code else ZoneInfo(DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def births(conn: Connection, patient_ids: list[str]) -> dict[str, date]:
+    """Birth dates from the birthdate index (no Patient is parsed)."""
+    out = {}
+    for ids in _chunks(patient_ids):
+        q = (select(R.c.id, sp_date.c.low).join(sp_date, sp_date.c.resource_pk == R.c.pk)
+             .where(R.c.type == "Patient", R.c.id.in_(ids), R.c.deleted == false(),
+                    sp_date.c.type == "Patient", sp_date.c.name == "birthdate"))
+        out.update((f"Patient/{rid}", low.date()) for rid, low in conn.execute(q))
+    return out
+
+
+def attended(conn: Connection, episode_ids: list[str], low: datetime, high: datetime) -> dict[str, list[dict]]:
+    """Finished Encounters of the episodes whose period overlaps [low, high) (naive UTC), by episode id."""
+    ref, when, status = sp_reference.alias(), sp_date.alias(), sp_token.alias()
+    out: dict[str, list[dict]] = {}
+    for ids in _chunks(episode_ids):
+        q = (select(ref.c.target_id, R.c.content)
+             .join(ref, and_(ref.c.resource_pk == R.c.pk, ref.c.type == "Encounter", ref.c.name == "episode-of-care"))
+             .join(when, and_(when.c.resource_pk == R.c.pk, when.c.type == "Encounter", when.c.name == "date"))
+             .join(status, and_(status.c.resource_pk == R.c.pk, status.c.type == "Encounter", status.c.name == "status"))
+             .where(R.c.type == "Encounter", R.c.deleted == false(), ref.c.target_type == "EpisodeOfCare",
+                    ref.c.target_id.in_(ids), when.c.low < high, when.c.high > low, status.c.code == "finished"))
+        for eid, content in conn.execute(q):
+            out.setdefault(eid, []).append(json.loads(content))
+    return out
+
+
+def documents(conn: Connection, episode_ids: list[str], system: str, codes: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Current DocumentReferences of a type (system|code) whose context.encounter is one of the episodes."""
+    ref, kind, status = sp_reference.alias(), sp_token.alias(), sp_token.alias()
+    out: dict[str, list[dict]] = {}
+    for ids in _chunks(episode_ids):
+        q = (select(ref.c.target_id, R.c.content)
+             .join(ref, and_(ref.c.resource_pk == R.c.pk, ref.c.type == "DocumentReference", ref.c.name == "encounter"))
+             .join(kind, and_(kind.c.resource_pk == R.c.pk, kind.c.type == "DocumentReference", kind.c.name == "type"))
+             .join(status, and_(status.c.resource_pk == R.c.pk, status.c.type == "DocumentReference", status.c.name == "status"))
+             .where(R.c.type == "DocumentReference", R.c.deleted == false(), ref.c.target_type == "EpisodeOfCare",
+                    ref.c.target_id.in_(ids), kind.c.system == system, kind.c.code.in_(codes), status.c.code == "current"))
+        for eid, content in conn.execute(q):
+            out.setdefault(eid, []).append(json.loads(content))
+    return out
+
+
+def active_episodes(conn: Connection, organization: str | None) -> list[dict]:
+    """Every active EpisodeOfCare, or those of one program Organization ('Organization/id')."""
+    status = sp_token.alias()
+    q = (select(R.c.content)
+         .join(status, and_(status.c.resource_pk == R.c.pk, status.c.type == "EpisodeOfCare", status.c.name == "status"))
+         .where(R.c.type == "EpisodeOfCare", R.c.deleted == false(), status.c.code == "active"))
+    if organization:
+        org = sp_reference.alias()
+        q = q.join(org, and_(org.c.resource_pk == R.c.pk, org.c.type == "EpisodeOfCare", org.c.name == "organization")).where(
+            org.c.target_type == "Organization", org.c.target_id == organization.split("/", 1)[1])
+    return [json.loads(content) for (content,) in conn.execute(q.order_by(R.c.id))]
+
+
+def _ref(reference: object) -> str | None:
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
