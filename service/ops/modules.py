@@ -4,3 +4,4 @@ from .. import medication_due, reconciliation  # MedicationRequest/$due, Episode
 from .. import sessions_ops  # Group/$schedule-sessions, Appointment/$record-attendance (issue 9)
 from .. import trends  # EpisodeOfCare/$score-trends (issue 10 part A)
 from .. import intensity, census, certification  # EpisodeOfCare/$hours, $census, $recertification-due (issue 9 part B)
+from .. import plan_apply  # PlanDefinition/$apply (issue 10 part B)
