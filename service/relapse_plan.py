@@ -44,6 +44,12 @@ def section_for(conn_or_unit: Any, patient_ref: str) -> dict | None:
             "entry": [{"reference": f"CarePlan/{plan['id']}"}]}
 
 
+def discharge_section(conn_or_unit: Any, episode: dict) -> dict | None:
+    """section_for() the patient of an enrollment (EpisodeOfCare), for the discharge summary."""
+    patient = records.ref_text(episode.get("patient"))
+    return section_for(conn_or_unit, patient) if patient else None
+
+
 def current_plan(conn: Connection, patient_ref: str) -> tuple[dict | None, list[dict]]:
     """(the CarePlan holding the plan, its relapse prevention items): the latest usable relapse prevention plan, else
     the latest usable treatment plan that has relapse prevention items."""

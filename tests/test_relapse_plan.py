@@ -113,6 +113,14 @@ def test_no_plan_or_only_a_draft_gives_no_section(people, app):
     assert section(app, "Patient/iop-patient-2") is None
 
 
+def test_discharge_section_takes_the_enrollment(people, app):
+    load(people, PLAN)
+    with app.extensions["iop.db"].read() as conn:
+        got = relapse_plan.discharge_section(conn, {"resourceType": "EpisodeOfCare", "patient": {"reference": PATIENT}})
+        assert got == relapse_plan.section_for(conn, PATIENT)
+        assert relapse_plan.discharge_section(conn, {"resourceType": "EpisodeOfCare"}) is None
+
+
 def test_section_sees_a_plan_written_in_the_same_unit(people, app):
     def work(unit):
         interactions.create(unit, example(PLAN), rid="iop-relapse-plan-1")
