@@ -107,7 +107,7 @@ class Result:
 
 def precommit(unit: Unit) -> None:
     """Stages run after every entry is stored and before commit, in this fixed order."""
-    from . import audit, subscriptions, workflows  # all write through this module
+    from . import audit, subscriptions, sync_outbound, workflows  # all write through this module
 
     with privacy.program_work():  # the workflows act for the program, not for the client whose write triggered them
         workflows.run(unit)
@@ -115,6 +115,7 @@ def precommit(unit: Unit) -> None:
             step(unit)
     subscriptions.precommit(unit)  # notifications for what the unit (workflows included) changed, in its transaction
     audit.precommit(unit)  # an AuditEvent per change, chained; takes the audit chain head, so it comes last
+    sync_outbound.precommit(unit)  # changes pushed to partner EHRs (outbox rows) and the disclosures audited in the unit
     unit.flush()
 
 

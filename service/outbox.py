@@ -39,7 +39,8 @@ from .tables import outbox_message
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
-STATUSES = (PENDING, DELIVERED, DEAD, CANCELLED)
+HELD = "held"  # not sent and not retried: a condition outside the queue (a 42 CFR Part 2 consent) is missing; last_error says which
+STATUSES = (PENDING, DELIVERED, DEAD, CANCELLED, HELD)
 CONNECT_TIMEOUT = 3.05  # seconds; a little over a multiple of 3 s, the TCP retransmission window (requests' advice)
 MAX_TIMEOUT = 60  # the longest read timeout a channel may ask for
 LEASE_MARGIN = 30  # seconds a claim outlives the longest possible delivery
@@ -68,11 +69,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where and how to POST a message."""
+    """Where and how to send a message (POST unless the channel says otherwise)."""
 
     url: str
     headers: dict[str, str]
     timeout: float | None = None  # read timeout; the setting when None
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -97,18 +99,20 @@ class Outcome:
 @dataclass(frozen=True)
 class Channel:
     """A kind of destination: `destination` resolves a row (or says why it is cancelled), `after` acts on a
-    result in the same transaction that records it, `due` queues periodic rows (heartbeats) before a round."""
+    result in the same transaction that records it, `due` queues periodic rows (heartbeats) before a round.
+    `attempt`, when given, replaces the plain send of one claimed message (a channel that reads before it writes)."""
 
     destination: Callable[[Connection, Message], Destination | str]
     after: Callable[[interactions.Unit, Message, Outcome], None]
     due: Callable[[Database, datetime, interactions.Options], None]
+    attempt: Callable[[Database, requests.Session, Message, dict, datetime], Outcome] | None = None
 
 
 def channels() -> dict[str, Channel]:
     """The channels by name (a plain table; imported late because channels build their rows with this module)."""
-    from . import resthook
+    from . import resthook, sync_outbound
 
-    return {resthook.NAME: resthook.CHANNEL}
+    return {resthook.NAME: resthook.CHANNEL, sync_outbound.NAME: sync_outbound.CHANNEL}
 
 
 # ------------------------------------------------------------------------------- writing rows (inside a unit)
@@ -135,7 +139,9 @@ def upsert(conn: Connection, table: Table, values: dict, keys: list[str], update
 
 # ------------------------------------------------------------------------------- claiming and recording
 def lease(settings: dict) -> timedelta:
-    """How long a claimed row is left alone: longer than any delivery attempt can take."""
+    """How long a claimed row is left alone: longer than any delivery attempt can take (IOP_OUTBOX_LEASE_SECONDS overrides)."""
+    if settings.get("OUTBOX_LEASE_SECONDS"):
+        return timedelta(seconds=settings["OUTBOX_LEASE_SECONDS"])
     return timedelta(seconds=CONNECT_TIMEOUT + max(settings["OUTBOX_TIMEOUT_SECONDS"], MAX_TIMEOUT) + LEASE_MARGIN)
 
 
@@ -222,6 +228,8 @@ def attempt(db: Database, session: requests.Session, msg: Message, settings: dic
     channel = channels().get(msg.channel)
     if channel is None:
         return Outcome(DEAD, f"unknown channel '{msg.channel}'")
+    if channel.attempt is not None:
+        return channel.attempt(db, session, msg, settings, now)
     with db.read() as conn:
         destination = channel.destination(conn, msg)
     if isinstance(destination, str):
@@ -268,12 +276,12 @@ def retry_after(value: str | None, now: datetime) -> float | None:
 
 # ------------------------------------------------------------------------------- the HTTP POST
 def send(session: requests.Session, destination: Destination, payload: str, settings: dict) -> Attempt:
-    """POST the payload once, with connect and read timeouts, following no redirect."""
+    """Send the payload once (POST unless the destination says otherwise), with connect and read timeouts, following no redirect."""
     read = float(destination.timeout or settings["OUTBOX_TIMEOUT_SECONDS"])
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "User-Agent": f"iop-fhir-service/{__version__}", **destination.headers}
     try:
-        response = session.post(destination.url, data=payload.encode(), headers=headers, timeout=(min(CONNECT_TIMEOUT, read), read),
-                                allow_redirects=False, stream=True)
+        response = session.request(destination.method, destination.url, data=payload.encode(), headers=headers,
+                                   timeout=(min(CONNECT_TIMEOUT, read), read), allow_redirects=False, stream=True)
     except requests.ConnectTimeout:
         return Attempt(False, True, f"could not connect to {destination.url} within {min(CONNECT_TIMEOUT, read):g} s")
     except requests.Timeout:
@@ -336,9 +344,11 @@ def get(db: Database, pk: int) -> Message | None:
 
 
 def retry(db: Database, now: datetime, pk: int | None = None) -> int:
-    """Make a dead or cancelled row (or, without `pk`, every dead row) pending again with fresh attempts; returns how many."""
+    """Make a dead, cancelled or held row (or, without `pk`, every dead row) pending again with fresh attempts; returns how many.
+
+    A held row's condition is checked again when it is sent: still unmet, it is held again."""
     M = outbox_message
-    where = (M.c.pk == pk, M.c.status.in_((DEAD, CANCELLED))) if pk is not None else (M.c.status == DEAD,)
+    where = (M.c.pk == pk, M.c.status.in_((DEAD, CANCELLED, HELD))) if pk is not None else (M.c.status == DEAD,)
     with db.write() as conn:
         return conn.execute(update(M).where(*where).values(status=PENDING, attempts=0, next_attempt_at=now)).rowcount
 

@@ -44,3 +44,4 @@ from . import medications  # noqa: E402,F401  (MedicationRequest status machine,
 from . import scoring, goals  # noqa: E402,F401  (outcome measures: scoring, safety alerts, goal achievement; issue 10 part A)
 from . import rosters  # noqa: E402,F401  (discharge ends roster membership, issue 9)
 from . import intensity_rules  # noqa: E402,F401  (level-of-care history, readmission, certification rules, issue 9 part B)
+from . import aftercare  # noqa: E402,F401  (discharge to aftercare and closing the loop, issue 6)

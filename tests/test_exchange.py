@@ -1,0 +1,47 @@
+"""Outbound sync to a partner EHR (the Medplum memory peer over real HTTP): PUT by id or identifier, order, consent, audit."""
+from __future__ import annotations
+
+import requests
+from exchange_helpers import careplan, endpoint, peer_history, peer_read, sync_rows
+from subscription_helpers import deliver, fault, later
+
+from helpers import patient, post, put
+
+
+def test_a_careplan_change_is_put_on_the_partner_by_id(client, app, peer):
+    put(client, "Endpoint/partner", endpoint(peer, push=["CarePlan"]))
+    pid = post(client, "Patient", patient()).get_json()["id"]
+    cp = post(client, "CarePlan", careplan(pid, "v1")).get_json()
+    assert [(r.kind, r.status) for r in sync_rows(app)] == [("update", "pending")]
+    assert deliver(app) == {"delivered": 1}
+    copy = peer_read(peer, f"CarePlan/{cp['id']}")
+    assert copy["title"] == "v1"
+    assert {"system": "http://localhost/fhir/CarePlan", "value": cp["id"], "use": "secondary"} in copy["identifier"]
+    assert copy["meta"]["source"] == f"http://localhost/fhir/CarePlan/{cp['id']}/_history/1"
+    put(client, f"CarePlan/{cp['id']}", careplan(pid, "v2", id=cp["id"]))
+    assert deliver(app) == {"delivered": 1}
+    assert [v["title"] for v in peer_history(peer, f"CarePlan/{cp['id']}")] == ["v1", "v2"]
+
+
+def test_a_retried_version_that_already_arrived_is_not_written_again(client, app, peer):
+    """The peer stored it but answered too late: the second attempt reads the copy and records it delivered."""
+    put(client, "Endpoint/partner", endpoint(peer, push=["CarePlan"], timeout=0.2))
+    pid = post(client, "Patient", patient()).get_json()["id"]
+    cp = post(client, "CarePlan", careplan(pid, "v1")).get_json()
+    fault(peer, status=0, count=1, delayMs=700, match="PUT ")
+    assert deliver(app) == {"pending": 1}
+    import time
+    time.sleep(0.8)
+    assert deliver(app, now=later(1)) == {"delivered": 1}
+    assert len(peer_history(peer, f"CarePlan/{cp['id']}")) == 1
+
+
+def test_identifier_mode_lets_the_partner_keep_its_own_ids(client, app, peer):
+    put(client, "Endpoint/partner", endpoint(peer, push=["CarePlan"], mode="identifier"))
+    pid = post(client, "Patient", patient()).get_json()["id"]
+    cp = post(client, "CarePlan", careplan(pid, "v1")).get_json()
+    put(client, f"CarePlan/{cp['id']}", careplan(pid, "v2", id=cp["id"]))
+    assert deliver(app) == {"delivered": 2}
+    found = requests.get(f"{peer}/CarePlan", params={"identifier": f"http://localhost/fhir/CarePlan|{cp['id']}"}, timeout=5).json()
+    assert [e["resource"]["title"] for e in found["entry"]] == ["v2"]
+    assert found["entry"][0]["resource"]["id"] != cp["id"]
