@@ -54,7 +54,7 @@ def signed_on(document: dict) -> date | None:
 
 
 def due(episode: dict, documents: list[dict], today: date) -> Due:
-    signed = [d for doc in documents if (d := signed_on(doc))]
+    signed = [d for doc in documents if (d := signed_on(doc)) and d <= today]  # as things stood on that day
     if signed:
         return Due(max(signed), max(signed) + EVERY, today)
     admitted = (episode.get("period") or {}).get("start")

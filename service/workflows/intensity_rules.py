@@ -43,11 +43,11 @@ def _check_history(unit: Unit, episode: dict, before: dict) -> None:
         raise _error(f"The level-of-care history starts at admission: the first level-of-care-change is dated {entries[0].on}, "
                      f"the admission {admitted[:10]}", where[0])
     level, previous_level = level_of_care.current_level(episode), level_of_care.current_level(before)
-    if entries and entries[-1].level != level:
-        raise _error(f"The last level-of-care-change is to {entries[-1].level}, but the level-of-care is {level}", where[-1])
     if before and level != previous_level and len(entries) == len(old):
         raise _error(f"The level of care changed from {previous_level} to {level} without a level-of-care-change entry "
                      "saying when, why and who decided", "EpisodeOfCare.extension")
+    if entries and entries[-1].level != level:
+        raise _error(f"The last level-of-care-change is to {entries[-1].level}, but the level-of-care is {level}", where[-1])
 
 
 def _check_entry(unit: Unit, entry: level_of_care.Change, where: str, prior: level_of_care.Change | None) -> None:
