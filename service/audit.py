@@ -37,15 +37,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from . import access as access_mod
 from . import audit_chain, audit_log, dates
 from .access import Access
-from .audit_log import CLIENT_ID_SYSTEM
+from .audit_log import ACT_REASON, CLIENT_ID_SYSTEM, DEVELOPMENT_AGENT, EXPORT, INTERACTION, REST  # noqa: F401 (the API)
 
 log = logging.getLogger(__name__)
 
-DEVELOPMENT_AGENT = "development"
-REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}
-INTERACTION = "http://hl7.org/fhir/restful-interaction"
-EXPORT = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"}
-ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 PART2_LABELS = frozenset({"42CFRPart2", "SUD"})  # v3-ActCode sensitivity / policy codes that make a read a disclosure
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "update": "U", "patch": "U", "delete": "D",
            "history-instance": "R", "history-type": "R", "history-system": "R", "search-type": "E",
@@ -55,27 +50,20 @@ BUFFER_MAX = 200  # events: flush early when this many are waiting
 BUFFER_CAP = 100_000  # events kept while the database refuses them; older ones are dropped (and logged)
 
 
-# ------------------------------------------------------------------------------- building events
+# ------------------------------------------------------------------------------- building events (compact records)
 def entity(what: object, *, labels: Iterable[dict] = (), role: str = "4") -> dict:
     """An entity for a resource version: a Stored / search Row / 'Type/id[/_history/v]' string."""
     reference = what if isinstance(what, str) else _reference(what)
-    rtype = reference.split("/", 1)[0]
-    patient = rtype == "Patient"
     # a target that is no valid reference (GET Patient/<not an id>) is named, not referenced
-    ent = {"what": {"reference": reference}} if _REFERENCE.match(reference) else {"name": clean(reference[:200])}
-    ent |= {
-           "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1" if patient else "2", "display": "Person" if patient else "System Object"},
-           "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
-                    "code": "1" if patient and role == "4" else role,
-                    "display": "Patient" if patient and role == "4" else _ROLES.get(role, role)}}
+    ent: dict = {"r": reference} if _REFERENCE.match(reference) else {"n": clean(reference[:200])}
+    if role != "4":
+        ent["k"] = role
     labels = list(labels)
     if labels:
-        ent["securityLabel"] = labels
+        ent["l"] = labels
     return ent
 
 
-_ROLES = {"4": "Domain Resource", "24": "Query", "3": "Report"}
 _REFERENCE = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}(/_history/[0-9]{1,10})?$")
 
 
@@ -95,53 +83,29 @@ def _reference(obj: object) -> str:
 
 def query_entity(query: str) -> dict:
     """The query of a search (BALP: role 24 Query, the query string base64-encoded)."""
-    return {"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
-            "query": base64.b64encode(query.encode()).decode()}
+    return {"k": "24", "q": base64.b64encode(query.encode()).decode()}
 
 
 def event(subtype: str, outcome: str, who: Access, entities: list[dict], recorded: datetime, *,
           description: str | None = None, disclosure: bool = False, server: bool = False) -> dict:
-    """An AuditEvent (without id and meta) for one interaction."""
-    subtypes = [{"system": INTERACTION, "code": subtype}] + ([EXPORT] if disclosure else [])
-    ev: dict = {"resourceType": "AuditEvent", "type": REST, "subtype": subtypes, "action": ACTIONS.get(subtype, "E"),
-                "recorded": dates.instant(recorded), "outcome": outcome}
+    """The compact record of one interaction (service/audit_log.py: what is stored, and its AuditEvent form)."""
+    ev: dict = {"s": subtype, "a": ACTIONS.get(subtype, "E"), "t": dates.instant(recorded), "o": outcome,
+                "p": who.purpose, "c": None if server else (who.client_id or DEVELOPMENT_AGENT)}
     if description:
-        ev["outcomeDesc"] = clean(description[:1000])
-    ev["purposeOfEvent"] = [{"coding": [{"system": ACT_REASON, "code": who.purpose}]}]
-    ev["agent"] = _agents(who, server)
-    ev["source"] = _source()
-    if entities:
-        ev["entity"] = entities
-    return ev
-
-
-def _agents(who: Access, server: bool) -> list[dict]:
-    client = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
-                                   "display": "Source Role ID"}]},
-              "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": who.client_id or DEVELOPMENT_AGENT}},
-              "requestor": True}
-    if server:  # the server's own work (the outbox worker, a pull): no client asked for it
-        client["who"] = {"display": "this server"}
-    address = request.remote_addr if has_request_context() else None
-    if address:
-        client["network"] = {"address": address, "type": "2"}  # 2 = IP address (network-type)
-    agents = [client]
+        ev["d"] = clean(description[:1000])
+    if disclosure:
+        ev["x"] = 1
+    if has_request_context():
+        if request.remote_addr:
+            ev["n"] = request.remote_addr
+        ev["h"] = current_app.config["IOP"].get("BASE_URL") or request.host_url.rstrip("/") + "/fhir"
+    elif has_app_context() and current_app.config["IOP"].get("BASE_URL"):
+        ev["h"] = current_app.config["IOP"]["BASE_URL"]
     if who.organization:
-        agents.append({"who": {"reference": who.organization}, "requestor": False})
-    return agents
-
-
-def _source() -> dict:
-    site = current_app.config["IOP"].get("BASE_URL") if has_app_context() else ""
-    if not site and has_request_context():
-        site = request.host_url.rstrip("/") + "/fhir"
-    source = {"observer": {"display": "IOP FHIR service"},
-              "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
-                        "display": "Application Server"}]}
-    if site:
-        source["site"] = site
-    return source
+        ev["g"] = who.organization
+    if entities:
+        ev["e"] = entities
+    return ev
 
 
 def part2_labels(content: str | None) -> list[dict]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 
-from . import audit_log, bundles, privacy, wire
+from . import audit_log, bundles, dates, privacy, wire
 from .db import get_db
 from .errors import BadRequest, NotFound
 from .search.params import split_bar, split_values
@@ -34,21 +35,21 @@ ACTIONS = ("C", "R", "U", "D", "E")
 
 # ------------------------------------------------------------------------------- read, vread, history
 def read(rid: str) -> Response:
-    seq, event = _one(rid)
-    return wire.respond(audit_log.resource_text(seq, event), 200, _headers(seq, event))
+    row = _one(rid)
+    return wire.respond(audit_log.resource_text(row.seq, row.event), 200, _headers(row.recorded))
 
 
 def vread(rid: str, vid: str) -> Response:
-    seq, event = _one(rid)
+    row = _one(rid)
     if vid != "1":  # events are never changed: version 1 is the only one
         raise NotFound(f"AuditEvent/{rid} has no version '{vid}'")
-    return wire.respond(audit_log.resource_text(seq, event), 200, _headers(seq, event))
+    return wire.respond(audit_log.resource_text(row.seq, row.event), 200, _headers(row.recorded))
 
 
 def instance_history(rid: str) -> Response:
-    seq, event = _one(rid)
+    row = _one(rid)
     base = wire.base_url()
-    return wire.respond(bundles.bundle("history", [_history_entry(base, seq, event)], total=1,
+    return wire.respond(bundles.bundle("history", [_history_entry(base, row.seq, row.event)], total=1,
                                        links=[("self", f"{base}/AuditEvent/{rid}/_history")]))
 
 
@@ -71,21 +72,19 @@ def type_history() -> Response:
     return wire.respond(bundles.bundle("history", [_history_entry(base, r.seq, r.event) for r in rows], links=links))
 
 
-def _one(rid: str) -> tuple[int, str]:
+def _one(rid: str):
     row = None
     if rid.isdigit() and int(rid) <= wire.MAX_INT64 and not privacy.is_outside():
         with get_db().read() as conn:
-            row = conn.execute(select(L.c.seq, L.c.event).where(L.c.seq == int(rid))).first()
+            row = conn.execute(select(L.c.seq, L.c.event, L.c.recorded).where(L.c.seq == int(rid))).first()
     if row is None:
         raise NotFound(f"AuditEvent/{rid} is not known")
-    return row.seq, row.event
+    return row
 
 
-def _headers(seq: int, event: str) -> dict:
-    from . import dates  # the event's recorded time is its Last-Modified
-
-    when = audit_log.recorded(json.loads(event)["recorded"])
-    return {"ETag": 'W/"1"', "Last-Modified": dates.http_date(when)}
+def _headers(recorded: datetime) -> dict:
+    """An event never changes: version 1, last modified when it was recorded."""
+    return {"ETag": 'W/"1"', "Last-Modified": dates.http_date(recorded)}
 
 
 def _history_entry(base: str, seq: int, event: str) -> str:
@@ -246,7 +245,7 @@ def _type(modifier: str, values: list[str], name: str) -> ColumnElement:
 def _subtype(modifier: str, values: list[str], name: str) -> ColumnElement:
     _no_modifier(modifier, name)
     interactions = _tokens(values, audit_log.INTERACTION)
-    export = audit_log.EXPORT_CODE[1] in _tokens(values, audit_log.EXPORT_CODE[0])
+    export = audit_log.EXPORT["code"] in _tokens(values, audit_log.EXPORT["system"])
     return or_(L.c.subtype.in_(interactions), (L.c.disclosure == true()) if export else false())
 
 

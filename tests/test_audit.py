@@ -245,7 +245,8 @@ def test_verify_is_ok_then_finds_a_changed_event(app, client):
     assert created_ev["id"] == "1"  # an event's id is its link in the chain
     with app.extensions["iop.db"].read() as conn:
         stored = conn.execute(text("SELECT event FROM audit_log WHERE seq = 1")).scalar_one()
-    sql(app, "UPDATE audit_log SET event = :e WHERE seq = 1", e=stored.replace('"outcome":"0"', '"outcome":"4"'))
+    assert '"o":"0"' in stored  # the compact record (service/audit_log.py)
+    sql(app, "UPDATE audit_log SET event = :e WHERE seq = 1", e=stored.replace('"o":"0"', '"o":"4"'))
     code, output = verify(app)
     assert code == 1 and "BROKEN at link 1" in output and "AuditEvent/1 was changed" in output
 
@@ -494,3 +495,23 @@ def test_migration_moves_resource_audit_events_into_the_log_keeping_the_chain(tm
         assert [e["resource"]["id"] for e in found] == ["2"]
     finally:
         app.extensions["iop.db"].dispose()
+
+
+def test_served_audit_events_are_valid_r4(app, client, validator_url):
+    from test_conformance import assert_valid
+
+    pid = new_patient(client)
+    client.get(f"/fhir/Patient/{pid}")
+    client.get("/fhir/Patient?identifier=A-1")
+    assert_outcome(client.get("/fhir/Patient/nobody"), 404)
+    outside = Access("hospital-1", (Scope("system", "*", "rs"),), "Organization/hosp", False, "TREAT")
+    with app.test_request_context("/fhir/Condition/sud"):
+        from service import access
+        access.set_current(outside)
+        audit.record_access("search-type", [_stored(LABELLED)], 0, "code=x")
+    served = events(client, "_count=50")
+    assert {subtypes(e)[0] for e in served} >= {"create", "read", "search-type"}
+    for ev in served:
+        assert_valid(validator_url, ev, f"AuditEvent {subtypes(ev)}")
+    bundle = client.get("/fhir/AuditEvent?_count=2").get_json()
+    assert_valid(validator_url, bundle, "AuditEvent searchset")
