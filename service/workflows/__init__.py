@@ -45,3 +45,4 @@ from . import scoring, goals  # noqa: E402,F401  (outcome measures: scoring, saf
 from . import rosters  # noqa: E402,F401  (discharge ends roster membership, issue 9)
 from . import intensity_rules  # noqa: E402,F401  (level-of-care history, readmission, certification rules, issue 9 part B)
 from . import aftercare  # noqa: E402,F401  (discharge to aftercare and closing the loop, issue 6)
+from . import followup  # noqa: E402,F401  (discharge summary, 30/60/90-day follow-ups, alumni group, issue 10)

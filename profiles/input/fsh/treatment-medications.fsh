@@ -71,6 +71,37 @@ Description: "On an enrollment: whether the patient wants to join the program's 
 * value[x] only boolean
 * value[x] ^short = "true: enrol the patient in the alumni group at discharge"
 
+Profile: IopAftercareFollowUp
+Parent: Task
+Id: iop-aftercare-follow-up
+Title: "IOP Aftercare Follow-up"
+Description: "A follow-up contact with a discharged patient, made at discharge 30, 60 and 90 days after it (restriction.period: when it is due), owned by the program. Completed, it records its outcome in one output of type iop-aftercare#follow-up-outcome with a code of iop-aftercare-outcome (reached, in treatment, readmitted, not reached)."
+* ^status = #draft
+* identifier 1..* MS
+* identifier ^short = "https://iop.example.org/fhir/sid/aftercare-follow-up|[episode id]-[30|60|90]"
+* status MS
+* status ^short = "ready | in-progress | on-hold | completed | failed | cancelled | entered-in-error"
+* intent = #plan
+* code 1..1 MS
+* code = AftercareCS#follow-up-contact
+* code ^short = "iop-aftercare#follow-up-contact"
+* focus 1..1 MS
+* focus only Reference(EpisodeOfCare)
+* focus ^short = "The enrollment discharged"
+* for 1..1 MS
+* for only Reference(Patient)
+* for ^short = "The patient"
+* owner 1..1 MS
+* owner ^short = "The program"
+* restriction 1..1 MS
+* restriction ^short = "When the contact is due"
+* restriction.period 1..1 MS
+* restriction.period ^short = "Due from start, for 14 days"
+* restriction.period.start 1..1 MS
+* restriction.period.start ^short = "Due date"
+* output MS
+* output ^short = "The outcome (type iop-aftercare#follow-up-outcome) once completed"
+
 CodeSystem: AftercareCS
 Id: iop-aftercare
 Title: "IOP Aftercare"
