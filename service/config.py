@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_TIMEOUT_SECONDS": 10.0,  # read timeout of a notification POST (a Subscription's backport-timeout overrides it)
     "OUTBOX_POLL_SECONDS": 2.0,
     "OUTBOX_BATCH": 50,  # messages per delivery round
+    "CAREPLAN_REVIEW_DAYS": 30,  # an active treatment plan is due for review this many days after its last review (docs/careplans.md)
     "OUTBOX_LEASE_SECONDS": None,  # how long a claimed message is left alone; default: longer than the longest delivery (~93 s)
 }
 # Settings that only tools read (the test suite's database); allowed in the environment, unused here.
@@ -75,6 +76,7 @@ class ConfigSchema(Schema):
     OUTBOX_TIMEOUT_SECONDS = fields.Float(validate=validate.Range(min=0.1, max=60))
     OUTBOX_POLL_SECONDS = fields.Float(validate=validate.Range(min=0.05, max=3600))
     OUTBOX_BATCH = fields.Integer(validate=validate.Range(min=1, max=10000))
+    CAREPLAN_REVIEW_DAYS = fields.Integer(validate=validate.Range(min=1, max=365))
     OUTBOX_LEASE_SECONDS = fields.Float(allow_none=True, validate=validate.Range(min=1, max=3600))
 
 
