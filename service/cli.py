@@ -22,6 +22,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def init_app(app: Flask) -> None:
     from . import audit_cli, outbox_cli  # flask audit verify; flask outbox run|list|show|retry
     from .sandbox import sandbox_group  # flask sandbox check URL
+    from .sync_cli import sync_group  # flask sync pull | endpoints
 
     app.cli.add_command(db_group)
     app.cli.add_command(examples_group)
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli.audit_group)
     app.cli.add_command(referrals_group)
     app.cli.add_command(sandbox_group)
+    app.cli.add_command(sync_group)
 
 
 db_group = AppGroup("db", help="Database schema commands.")

@@ -40,8 +40,6 @@ from .tables import outbox_message
 
 NAME = "fhir-sync"
 UPDATE, DELETE, AFTERCARE = "update", "delete", "aftercare"
-RECIPIENT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP",
-                         "display": "information recipient"}]}
 
 # The Endpoint a pull is writing from: its changes are not pushed back to it (no echo loop).
 _pulling: contextvars.ContextVar[str | None] = contextvars.ContextVar("iop_sync_pulling", default=None)
@@ -210,24 +208,20 @@ def after(unit: Unit, msg: outbox.Message, outcome: outbox.Outcome) -> None:
 
 
 def disclose(unit: Unit, msg: outbox.Message, docs: list[dict], outcome: outbox.Outcome) -> None:
-    """Queue an AuditEvent (DCM 110106 Export) for a disclosure sent (outcome 0) or held back (4), chained at precommit."""
+    """Queue an audit event (DCM 110106 Export) for a disclosure sent (outcome 0) or held back (4), chained at precommit;
+    its description names the recipient organization, the Endpoint and the outbox message."""
     try:
         target = exchange.load(unit.conn, msg.target.removeprefix("Endpoint/"))
-        recipient, address = target.organization, target.address
+        recipient = f"{target.organization or 'no organization'} at {msg.target} ({target.address})"
     except exchange.ConfigError:
-        recipient, address = None, None
+        recipient = msg.target
     entities = [audit.entity(_versioned(d), labels=[s for s in (d.get("meta") or {}).get("security") or []
                                                      if isinstance(s, dict) and s.get("code") in audit.PART2_LABELS])
                 for d in docs]
     sent = outcome.status == outbox.DELIVERED
-    text = (f"sent to {msg.target}" if sent else f"held, not sent to {msg.target}: {outcome.error}") + f" (outbox message {msg.pk})"
+    text = (f"sent to {recipient}" if sent else f"held, not sent to {recipient}: {outcome.error}") + f" (outbox message {msg.pk})"
     ev = audit.event("transaction" if msg.kind == AFTERCARE else "update", "0" if sent else "4", access.DEVELOPMENT, entities,
                      unit.now, description=text, disclosure=True, server=True)
-    agent: dict = {"type": RECIPIENT, "requestor": False}
-    agent["who"] = {"reference": recipient} if recipient else {"display": msg.target}
-    if address:
-        agent["network"] = {"address": address[:200], "type": "5"}  # 5 = URI (network-type)
-    ev["agent"].append(agent)
     unit.__dict__.setdefault("_exchange_audit", []).append(ev)
 
 
