@@ -46,4 +46,4 @@ from . import rosters  # noqa: E402,F401  (discharge ends roster membership, iss
 from . import intensity_rules  # noqa: E402,F401  (level-of-care history, readmission, certification rules, issue 9 part B)
 from . import aftercare  # noqa: E402,F401  (discharge to aftercare and closing the loop, issue 6)
 from . import followup  # noqa: E402,F401  (discharge summary, 30/60/90-day follow-ups, alumni group, issue 10)
-from . import careplans  # noqa: E402,F401  (care plan agreement and reviews, issue 10 part B)
+from . import careplans, case_management  # noqa: E402,F401  (care plan agreement and reviews, case management referrals; issue 10 part B)
