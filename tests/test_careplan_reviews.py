@@ -96,6 +96,8 @@ def test_tailor_then_agree_then_activate(client, draft, validator_url):
     assert active.status_code == 200 and active.get_json()["meta"]["versionId"] == "3"
     found = client.get(f"/fhir/Provenance?target=CarePlan/{draft['id']}").get_json()
     assert found["total"] == 1  # who agreed and when: reachable from the plan (_revinclude=Provenance:target)
+    goals = [client.get(f"/fhir/{g['reference']}").get_json() for g in draft["goal"]]
+    assert {g["lifecycleStatus"] for g in goals} == {"active"}  # agreed: the goals are the patient's now
 
 
 def test_agreement_to_an_older_draft_or_by_someone_else_does_not_count(client, draft, app):

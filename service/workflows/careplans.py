@@ -31,6 +31,7 @@ def on_careplan(unit: Unit, change: Change) -> None:
         return
     if before.get("status") == "draft" and plan.get("status") == "active":
         require_agreement(unit, plan, change.previous.version if change.previous else 0)
+        activate_goals(unit, plan)
     elif before.get("status") == "active" and plan.get("status") == "active":
         require_care_team_reviewer(unit, plan, change.stored.version)
 
@@ -69,6 +70,14 @@ def _agreed_version_ok(prov: dict, plan_id: str, draft_version: int) -> bool:
 def _signed_by(prov: dict, who: str | None) -> bool:
     return any(CONSENT_SIGNATURE in {(c.get("system"), c.get("code")) for c in sig.get("type", []) if isinstance(c, dict)}
                and records.ref_text(sig.get("who")) == who for sig in prov.get("signature", []) if isinstance(sig, dict))
+
+
+def activate_goals(unit: Unit, plan: dict) -> None:
+    """The agreed plan's proposed Goals become active, so that scores move their achievement (workflows/goals.py)."""
+    goals = records.read_many(unit, [("CarePlan.goal", g) for g in plan.get("goal", [])])
+    for goal in goals.values():
+        if goal.get("resourceType") == "Goal" and goal.get("lifecycleStatus") == "proposed":
+            records.save(unit, dict(goal, lifecycleStatus="active"))
 
 
 # ------------------------------------------------------------------------------- review
