@@ -77,14 +77,15 @@ def record(unit: Unit, appt_id: str, marks: list[Mark], topic: dict | None) -> l
     existing = _encounters(unit, appt_id)
     states = {subject: _state_of(enc) for subject, enc in existing.items() if subject.startswith("Patient/")}
     states.update((m.patient, m.state) for m in marks)
-    session_enc = _save_session(unit, session, existing.get("session"), states) if session.group else None
+    # a session of patients in Part 2 treatment is Part 2 data itself (who attends): it takes their labels
+    labels = next((records.part2_labels(e) for e in episodes.values() if records.part2_labels(e)), [])
+    session_enc = _save_session(unit, session, existing.get("session"), states, labels) if session.group else None
+    written = dict(existing, **({"session": session_enc} if session_enc else {}))
     for mark in marks:
         enc = _patient_encounter(session, mark, episodes[mark.patient], session_enc)
-        _write(unit, enc, existing.get(mark.patient))
-    _update_appointment(unit, session, states)
-    out = [json.loads(unit.current("Appointment", appt_id).content or "{}")]
-    out += [enc for enc in _encounters(unit, appt_id).values()]
-    return out
+        written[mark.patient] = _write(unit, enc, existing.get(mark.patient))
+    appt = _update_appointment(unit, session, states, labels)
+    return [appt] + [written[key] for key in sorted(written, key=lambda k: (k != "session", k))]
 
 
 # ------------------------------------------------------------------------------- the session
@@ -219,13 +220,14 @@ def _overlaps(unit: Unit, session: Session, marks: list[Mark]) -> list[Issue]:
     if not present or any(end <= start for start, end in spans.values()):
         return []
     low, high = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
-    query = (f"patient={','.join(spans)}&status=finished&date=gt{dates.instant(low)}&date=lt{dates.instant(high)}")
+    query = f"patient={','.join(spans)}&date=gt{dates.instant(low)}&date=lt{dates.instant(high)}"
     mine = f"Appointment/{session.appt['id']}"
     issues = []
     for row in unit.find("Encounter", query, limit=10_000):
         other = json.loads(row.content)
         who, period = records.ref_text(other.get("subject")), other.get("period") or {}
-        if who not in spans or mine in {records.ref_text(a) for a in other.get("appointment", [])} or not period.get("start"):
+        if (who not in spans or other.get("status") != "finished" or not period.get("start")
+                or mine in {records.ref_text(a) for a in other.get("appointment", [])}):
             continue
         start, end = spans[who]
         o_start = dates.parse_range(period["start"])[0]
@@ -264,14 +266,14 @@ def _write(unit: Unit, enc: dict, existing: dict | None) -> dict:
     return json.loads(records.save(unit, enc).stored.content or "{}")
 
 
-def _save_session(unit: Unit, session: Session, existing: dict | None, states: dict[str, str]) -> dict:
+def _save_session(unit: Unit, session: Session, existing: dict | None, states: dict[str, str], labels: list[dict]) -> dict:
     appt, group = session.appt, session.group
     assert group is not None
     if any(s in PRESENT for s in states.values()):
         status = "finished"
     else:
         status = "planned" if session.start > unit.now else "cancelled"
-    enc = {"resourceType": "Encounter", "meta": {"profile": [f"{records.SD}/iop-session-encounter"]},
+    enc = {"resourceType": "Encounter", "meta": _meta("iop-session-encounter", labels),
            "identifier": [{"system": ENCOUNTER_ID, "value": f"SES-{appt['id']}"}], "status": status, "class": AMB,
            "type": appt.get("serviceType") or [sessions.GROUP_THERAPY], "serviceType": session.topic,
            "subject": {"reference": f"Group/{group['id']}"},
@@ -310,6 +312,10 @@ def _patient_encounter(session: Session, mark: Mark, episode: dict, session_enc:
     return enc
 
 
+def _meta(profile_id: str, labels: list[dict]) -> dict:
+    return {"profile": [f"{records.SD}/{profile_id}"], **({"security": labels} if labels else {})}
+
+
 def _place(enc: dict, session: Session) -> None:
     if session.location:
         enc["location"] = [{"location": session.location}]
@@ -321,8 +327,12 @@ def _length(start: datetime, end: datetime) -> dict:
     return {"value": round((end - start).total_seconds() / 60), "unit": "min", "system": UCUM, "code": "min"}
 
 
-def _update_appointment(unit: Unit, session: Session, states: dict[str, str]) -> None:
+def _update_appointment(unit: Unit, session: Session, states: dict[str, str], labels: list[dict]) -> dict:
     appt = json.loads(json.dumps(session.appt))
+    if labels:
+        meta = appt.setdefault("meta", {})
+        have = {(s.get("system"), s.get("code")) for s in meta.get("security", [])}
+        meta["security"] = meta.get("security", []) + [x for x in labels if (x["system"], x["code"]) not in have]
     listed = {records.ref_text(p.get("actor")): p for p in appt.get("participant", [])}
     for patient, state in states.items():
         if patient not in listed:  # joined the roster after the session was scheduled
@@ -338,4 +348,4 @@ def _update_appointment(unit: Unit, session: Session, states: dict[str, str]) ->
         appt["cancelationReason"] = {"coding": [records.coding(CANCELLATION, "pat", "Patient")]}
     else:
         appt.pop("cancelationReason", None)
-    records.save(unit, appt)
+    return json.loads(records.save(unit, appt).stored.content or "{}")
