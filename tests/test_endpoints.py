@@ -229,3 +229,36 @@ def test_the_read_timeout_applies(peer):
     with pytest.raises(FhirTransportError, match="ReadTimeout") as caught:
         fhir.capabilities()
     assert caught.value.retryable
+
+
+# ------------------------------------------------------------------------------- the profile (iop-exchange-endpoint)
+def full(**changes) -> dict:
+    """An Endpoint claiming iop-exchange-endpoint with SMART Backend Services, timeouts and a rate limit."""
+    body = resource(extension=[smart(), timeout(2, 12.5), rate(4)], meta={"profile": [endpoints.PROFILE]})
+    body.update(changes)
+    return body
+
+
+def test_an_endpoint_claiming_the_profile_is_valid_here_and_for_medplum(app, client, ig_validator_url):
+    """Our server stores it; Medplum's validator with our guide finds no error; the registry reads what was stored."""
+    assert put(client, "Endpoint/ehr-a", full()).status_code == 201
+    stored = client.get("/fhir/Endpoint/ehr-a").get_json()
+    issues = requests.post(f"{ig_validator_url}/validate", json=stored, timeout=30).json()["issue"]
+    assert [i for i in issues if i["severity"] in ("error", "fatal")] == []
+    assert load(app, "ehr-a").smart.alg == "ES384"
+
+
+@pytest.mark.parametrize("extension, invariant", [
+    ([token(), smart()], "iop-endpoint-1"),
+    ([smart(keyFile=("valueString", "/etc/iop/key.pem"))], "iop-endpoint-2"),
+    ([smart(keyEnv=("valueString", "DATABASE_PASSWORD"))], "iop-endpoint-3"),
+    ([smart(alg=("valueCode", "HS256"))], "iop-endpoint-4"),
+    ([timeout(read=0)], "iop-endpoint-5"),
+    ([rate(5000)], "iop-endpoint-6"),
+    ([smart(kid=None)], "iop-endpoint-7"),
+])
+def test_the_profile_refuses_what_the_registry_would(client, extension, invariant):
+    """A resource claiming the profile is refused at write time (422 naming the rule), not only when used."""
+    response = put(client, "Endpoint/ehr-a", full(extension=extension))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert invariant in response.get_data(as_text=True)
