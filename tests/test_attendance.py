@@ -287,3 +287,29 @@ def test_a_patient_named_twice_or_no_patient_is_a_400(evening, app):
 
 def test_an_unknown_appointment_is_a_404(evening):
     assert_outcome(record(evening, "nope", mark("p1")), 404)
+
+
+def test_an_excused_individual_session_is_cancelled_and_can_be_corrected(evening):
+    """The only patient excused: the Appointment is cancelled (reason: patient); a correction makes it fulfilled."""
+    alone = individual(evening, "p2", "18512000", "Individual psychotherapy (regime/therapy)", "2026-11-10T11:00:00-06:00")
+    assert record(evening, alone["id"], mark("p2", "excused")).status_code == 200
+    stored = evening.get(f"/fhir/Appointment/{alone['id']}").get_json()
+    assert stored["status"] == "cancelled" and stored["cancelationReason"]["coding"][0]["code"] == "pat"
+    assert record(evening, alone["id"], mark("p2")).status_code == 200
+    stored = evening.get(f"/fhir/Appointment/{alone['id']}").get_json()
+    assert stored["status"] == "fulfilled" and "cancelationReason" not in stored
+
+
+def test_a_session_the_program_cancelled_takes_no_attendance(evening, app):
+    appt = dict(session(evening), status="cancelled", cancelationReason={"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", "code": "prov"}]})
+    store(evening, appt)
+    refused(evening, app, appt["id"], 422, "Appointment.status", mark("p1"))
+
+
+def test_a_virtual_group_meets_in_the_virtual_class(evening):
+    body = evening.get(f"/fhir/Group/{GROUP}").get_json()
+    body["extension"][0]["valueCodeableConcept"]["coding"][0].update(code="virtual", display="Virtual track")
+    store(evening, body)
+    record(evening, session(evening)["id"], mark("p1"))
+    assert {e["class"]["code"] for e in encounters(evening, session(evening)["id"]).values()} == {"VR"}

@@ -29,6 +29,7 @@ STATES = {  # state -> (Encounter.status, attendance-status code and display, Ap
 ATTENDANCE_CS = f"{records.CS}/iop-attendance"
 GROUP_TYPES = {"76168009", "1555005", "28868002"}  # iop-13: group psychotherapy needs partOf
 AMB = records.coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory")
+VR = records.coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "VR", "virtual")
 PSYCHOTHERAPY = {"coding": [records.coding(sessions.SNOMED, "75516001", "Psychotherapy (regime/therapy)")]}
 ENCOUNTER_ID = f"{records.SID}/encounter"
 US_CORE_ENCOUNTER = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter"
@@ -63,6 +64,12 @@ class Session:
     def facilitators(self) -> list[dict]:
         return [p["actor"] for p in self.appt.get("participant", [])
                 if (records.ref_text(p.get("actor")) or "").split("/")[0] in ("Practitioner", "PractitionerRole")]
+
+    @property
+    def modality(self) -> dict:
+        """VR for a group of the virtual schedule track, else AMB (in person)."""
+        virtual = self.group is not None and "virtual" in records.extension_codes(self.group, "schedule-track")
+        return VR if virtual else AMB
 
     @property
     def location(self) -> dict | None:
@@ -100,6 +107,10 @@ def _session(unit: Unit, appt_id: str, topic: dict | None) -> Session:
     if group is None and kinds & GROUP_TYPES:
         raise Unprocessable(f"Appointment/{appt_id} is a group session but names no Group in supportingInformation",
                             code="business-rule", expression="Appointment.supportingInformation")
+    excused = (CANCELLATION, "pat") in records.codes(appt.get("cancelationReason"))  # every patient excused: correctable
+    if appt.get("status") == "entered-in-error" or (appt.get("status") == "cancelled" and not excused):
+        raise Unprocessable(f"Appointment/{appt_id} is {appt['status']}: it has no attendance to record", code="business-rule",
+                            expression="Appointment.status")
     if not appt.get("start") or not appt.get("end"):
         raise Unprocessable(f"Appointment/{appt_id} has no start and end", code="required", expression="Appointment.start")
     return Session(appt, group, _program(unit, appt, group), dates.parse_range(appt["start"])[0],
@@ -274,7 +285,7 @@ def _save_session(unit: Unit, session: Session, existing: dict | None, states: d
     else:
         status = "planned" if session.start > unit.now else "cancelled"
     enc = {"resourceType": "Encounter", "meta": _meta("iop-session-encounter", labels),
-           "identifier": [{"system": ENCOUNTER_ID, "value": f"SES-{appt['id']}"}], "status": status, "class": AMB,
+           "identifier": [{"system": ENCOUNTER_ID, "value": f"SES-{appt['id']}"}], "status": status, "class": session.modality,
            "type": appt.get("serviceType") or [sessions.GROUP_THERAPY], "serviceType": session.topic,
            "subject": {"reference": f"Group/{group['id']}"},
            "participant": [{"type": [sessions.PPRF], "individual": ref} for ref in session.facilitators[:1]]
@@ -296,7 +307,7 @@ def _patient_encounter(session: Session, mark: Mark, episode: dict, session_enc:
            "extension": [{"url": f"{records.SD}/attendance-status",
                           "valueCodeableConcept": {"coding": [records.coding(ATTENDANCE_CS, code, display)]}}],
            "identifier": [{"system": ENCOUNTER_ID, "value": f"ATT-{appt['id']}-{patient_id}"}], "status": status,
-           "class": AMB, "type": appt.get("serviceType") or [PSYCHOTHERAPY], "serviceType": session.topic,
+           "class": session.modality, "type": appt.get("serviceType") or [PSYCHOTHERAPY], "serviceType": session.topic,
            "subject": {"reference": mark.patient}, "episodeOfCare": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
            "participant": [{"type": [sessions.PPRF], "individual": ref} for ref in session.facilitators[:1]],
            "appointment": [{"reference": f"Appointment/{appt['id']}"}]}
