@@ -17,7 +17,7 @@ from flask import Response
 
 from . import conformance, dates, interactions, ops, privacy, reconciliation, rest, wire
 from .db import get_db
-from .errors import BadRequest, Forbidden, NotFound
+from .errors import Forbidden, NotFound
 from .interactions import Unit
 from .op_input import read
 from .workflows import records
@@ -70,11 +70,11 @@ def existing(unit: Unit, episode: dict) -> bool:
 # ------------------------------------------------------------------------------- the Composition
 def build(unit: Unit, episode: dict, author: str | None = None) -> dict:
     """The iop-discharge-summary Composition of an enrollment, from what is stored now."""
-    author = author or records.ref_text(episode.get("careManager")) or records.ref_text(episode.get("managingOrganization"))
-    if author is None:
-        raise BadRequest("Say who writes the summary (parameter author): the enrollment has no care manager", code="required",
-                         expression="Parameters.parameter[author]")
-    records.require(unit, {"reference": author}, "Parameters.parameter[author]")
+    if author:
+        records.require(unit, {"reference": author}, "Parameters.parameter[author]")
+    else:  # written at discharge: the care manager, else the program (never a reason to refuse the discharge)
+        manager = records.ref_text(episode.get("careManager"))
+        author = manager if manager and records.read(unit, {"reference": manager}) else records.ref_text(episode["managingOrganization"])
     patient = records.read(unit, episode.get("patient")) or {}
     period = episode.get("period") or {}
     sections = [s for s in (reason_for_referral(unit, episode), problems(unit, episode), results(unit, episode),
