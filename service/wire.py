@@ -79,10 +79,23 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 
 def json_body(req: Request, accepted: tuple[str, ...] = JSON_TYPES) -> object:
-    """The request body as JSON: 415 for other media types, 400 for bad UTF-8 or JSON."""
+    """The request body as JSON: 415 for other media types, 400 for bad UTF-8 or JSON.
+
+    Parsed once per request: a second caller (the scope check of $process-message, then the operation) gets the
+    same object, so callers must not change it in place."""
     media = (req.mimetype or "").lower()
     if media not in accepted:
         raise UnsupportedMediaType(f"Content-Type '{req.content_type or ''}' is not supported here; send {accepted[0]}")
+    parsed = req.environ.get(_PARSED_BODY)
+    if parsed is None:
+        parsed = req.environ[_PARSED_BODY] = (_parse_json(req),)
+    return parsed[0]
+
+
+_PARSED_BODY = "iop.json_body"
+
+
+def _parse_json(req: Request) -> object:
     raw = req.get_data(cache=True)
     try:
         body = raw.decode("utf-8")
