@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from . import __version__, conformance, dates, ops, subscription_ops
+from . import __version__, audit_search, conformance, dates, ops, subscription_ops
 from .definitions import tables
 from .fhir import FHIR_VERSION
 from .operations import OPERATIONS
@@ -107,7 +107,9 @@ def _resource(rtype: str) -> dict:
     }
     if rtype == "AuditEvent":  # the audit trail: recorded by the server, read and searched only (docs/security.md#audit)
         entry["interaction"] = [{"code": c} for c in SUPPORTED_INTERACTIONS if c in READ_SIDE]
-        entry.update(updateCreate=False, conditionalCreate=False, conditionalUpdate=False, conditionalDelete="not-supported")
+        entry.update(updateCreate=False, conditionalCreate=False, conditionalUpdate=False, conditionalDelete="not-supported",
+                     searchInclude=[], searchRevInclude=[],  # served from the audit log (service/audit_search.py)
+                     searchParam=[s for s in entry["searchParam"] if s["name"] in audit_search.PARAMS])
     profiles = conformance.registry().by_type().get(rtype)
     if profiles:
         entry["supportedProfile"] = sorted(profiles)
@@ -135,6 +137,6 @@ def _revincludes(target: str) -> list[str]:
         if source not in _declarable():
             continue
         for code, p in params.items():
-            if p.type == "reference" and (target in p.target or not p.target):
+            if p.type == "reference" and (target in p.target or not p.target) and source != "AuditEvent":  # not from the log
                 out.append(f"{source}:{code}")
     return sorted(out)

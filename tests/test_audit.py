@@ -515,3 +515,15 @@ def test_served_audit_events_are_valid_r4(app, client, validator_url):
         assert_valid(validator_url, ev, f"AuditEvent {subtypes(ev)}")
     bundle = client.get("/fhir/AuditEvent?_count=2").get_json()
     assert_valid(validator_url, bundle, "AuditEvent searchset")
+
+
+def test_the_capability_statement_lists_only_the_audit_search_parameters_served(client):
+    rest = client.get("/fhir/metadata").get_json()["rest"][0]
+    [declared] = [r for r in rest["resource"] if r["type"] == "AuditEvent"]
+    names = {p["name"] for p in declared["searchParam"]}
+    assert {"date", "entity", "patient", "agent", "type", "subtype", "action", "outcome"} <= names
+    assert not names & {"address", "entity-name", "site", "policy"} and not declared.get("searchRevInclude")
+    for resource in rest["resource"]:
+        assert not [r for r in resource.get("searchRevInclude", []) if r.startswith("AuditEvent:")], resource["type"]
+    for p in declared["searchParam"]:  # and each one answers
+        assert client.get(f"/fhir/AuditEvent?{p['name']}=x").status_code != 500
