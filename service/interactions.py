@@ -151,9 +151,11 @@ def _is_serialization_failure(err: DBAPIError) -> bool:
 
 
 # ------------------------------------------------------------------------------- preparing content
-def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | None = None) -> tuple[str, dict]:
+def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | None = None, *,
+            validated: bool = False) -> tuple[str, dict]:
     """Set id and meta, validate the final form, add the creator stamp and 42 CFR Part 2 labels (privacy.on_write),
-    and serialise it: (JSON text to store, final dict)."""
+    and serialise it: (JSON text to store, final dict). `validated`: the caller has validated the same content
+    (base R4) already; the profiles and program rules are checked all the same."""
     given = resource.get("meta", {})
     meta = {"versionId": str(version), "lastUpdated": dates.instant(unit.now)}
     if isinstance(given, dict):
@@ -162,7 +164,7 @@ def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | 
         meta = given  # not an object: validation reports it
     final = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
     final.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-    issues = validation.validate(final, unit.options.max_depth)
+    issues = [] if validated else validation.validate(final, unit.options.max_depth)
     if issues:
         raise BadRequest(issues[0].diagnostics, issues=issues)
     _check_managed(unit, final)
@@ -213,8 +215,10 @@ def _same_content(stored: Stored, resource: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------- interactions
-def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid: str | None = None) -> Result:
-    """Create a resource (server-assigned id unless `rid`); with If-None-Exist, match instead if one exists."""
+def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid: str | None = None,
+           validated: bool = False) -> Result:
+    """Create a resource (server-assigned id unless `rid`); with If-None-Exist, match instead if one exists.
+    `validated`: the caller validated this content already (prepare)."""
     rtype = check_writable(resource["resourceType"])
     if if_none_exist:
         _lock(unit, f"{rtype}?{_canonical_query(if_none_exist)}")
@@ -227,7 +231,7 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
             privacy.check_write(unit, existing)  # an outside client is not handed a match it may not see
             return Result(existing, 200)
     rid = rid or new_id()
-    content, final = prepare(unit, resource, rid, 1)
+    content, final = prepare(unit, resource, rid, 1, validated=validated)
     stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST", unit.new_key())
     unit.changes.append(Change("create", stored, None))
     return Result(stored, 201)

@@ -96,7 +96,8 @@ def process(db: Database, body: object, options: interactions.Options, settings:
 def _receive(unit: Unit, message: Message, settings: dict) -> _Reply:
     """Store the receipt first (it serialises copies of one message), then the entries; the reply is built last."""
     reply = _Reply()
-    receipt = interactions.create(unit, message.receipt, if_none_exist=message.key)
+    # check() validated the whole message; the receipt adds only the server's identifier and labels to it
+    receipt = interactions.create(unit, message.receipt, if_none_exist=message.key, validated=True)
     if receipt.status == 200:  # received before: the original response SHALL be resent (messaging.html#reliable)
         reply.text = _original_response(unit, receipt.stored.id)
         return reply

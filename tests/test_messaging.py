@@ -380,3 +380,19 @@ def test_the_stored_message_and_response_carry_the_part2_high_water_mark(program
     for bundle in bundles:
         codes = {label["code"] for label in bundle["meta"]["security"]}
         assert codes == {"R", "42CFRPart2"}, bundle["meta"]
+
+
+def test_the_message_is_parsed_once_and_its_bundle_validated_once(client, directory, monkeypatch):
+    """The scope check and the operation share one parse of the body; the receipt is not validated again (check() did)."""
+    from service import validation, wire
+
+    parsed, validated = [], []
+    real_parse, real_validate = wire._parse_json, validation.validate
+    monkeypatch.setattr(wire, "_parse_json", lambda req: parsed.append(1) or real_parse(req))
+    monkeypatch.setattr(validation, "validate",
+                        lambda res, *a: validated.append((res["resourceType"], len(res.get("entry", [])))) or real_validate(res, *a))
+    assert process(client, message()).status_code == 200
+    assert len(parsed) == 1
+    incoming = len(message()["entry"])
+    assert validated.count(("Bundle", incoming)) == 1, validated  # the message; its receipt is the same content
+    assert ("Patient", 0) in validated and ("Bundle", 2) in validated  # entries as they are written; our response
