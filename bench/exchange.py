@@ -155,9 +155,11 @@ def throughput(b: Bench, total: int, workers: int) -> float:
 def latency(b: Bench, rate: float, seconds: float) -> tuple[float, float, int]:
     procs = b.workers(1)
     try:
-        time.sleep(3)  # the worker is up
-        since = b.last_pk()
         b.run += 1
+        interactions.run(b.db, lambda unit: interactions.update(unit, "CarePlan", f"bench-lat-{b.run}-probe",
+                                                                dict(careplan(0, "probe"), id=f"bench-lat-{b.run}-probe")))
+        b.wait_drained(120)  # the worker is up and has delivered once
+        since = b.last_pk()
         count = int(rate * seconds)
         start = time.monotonic()
         for i in range(count):

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from . import dates, outbox
 from .db import get_db
 
-outbox_group = AppGroup("outbox", help="Deliver and inspect queued notifications (the outbox).")
+outbox_group = AppGroup("outbox", help="Deliver and inspect queued notifications and sync messages (the outbox).")
 
 
 @outbox_group.command("run")
@@ -63,10 +63,11 @@ def show(pk: int) -> None:
 @click.argument("pk", type=int, required=False)
 @click.option("--all-dead", is_flag=True, help="Every dead message.")
 def retry(pk: int | None, all_dead: bool) -> None:
-    """Make a dead (or cancelled) message, or every dead one, pending again with fresh attempts."""
+    """Make a dead, cancelled or held message, or every dead one, pending again with fresh attempts (a held one is
+    checked again when it is sent)."""
     if (pk is None) == (not all_dead):
         raise click.UsageError("give a message PK or --all-dead (not both)")
     n = outbox.retry(get_db(), dates.utcnow(), pk)
     if pk is not None and n == 0:
-        raise click.ClickException(f"outbox message {pk} is not dead or cancelled (see `flask outbox show {pk}`)")
+        raise click.ClickException(f"outbox message {pk} is not dead, cancelled or held (see `flask outbox show {pk}`)")
     click.echo(f"{n} message{'s' if n != 1 else ''} pending again")

@@ -103,7 +103,7 @@ def test_retry_all_dead_and_cli_errors(client, app, peer):
     assert runner.invoke(args=["outbox", "retry", "--all-dead"]).output.strip() == "2 messages pending again"
     handshake = rows(app)[0].pk
     refused = runner.invoke(args=["outbox", "retry", str(handshake)])
-    assert refused.exit_code != 0 and "is not dead or cancelled" in refused.output
+    assert refused.exit_code != 0 and "is not dead, cancelled or held" in refused.output
     assert runner.invoke(args=["outbox", "retry"]).exit_code != 0
     assert runner.invoke(args=["outbox", "show", "999999"]).exit_code != 0
     once = runner.invoke(args=["outbox", "run", "--once"])
