@@ -195,3 +195,24 @@ def test_a_template_goal_without_a_target_or_an_action_naming_an_unknown_goal_is
 
 def test_not_a_parameters_body_is_400(planning):
     assert_outcome(post(planning, f"{SUD}/$apply", {"resourceType": "Patient"}), 400)
+
+
+# ------------------------------------------------------------------------------- declared and guarded
+def test_capability_statement_declares_the_operations_with_served_definitions(client):
+    rest = client.get("/fhir/metadata").get_json()["rest"][0]["resource"]
+    ops = {(r["type"], o["name"]): o["definition"] for r in rest for o in r.get("operation", [])}
+    assert ops[("PlanDefinition", "apply")] == f"{CANON}/OperationDefinition/PlanDefinition-apply"
+    assert ops[("CarePlan", "review-due")] == f"{CANON}/OperationDefinition/CarePlan-review-due"
+    apply_def = client.get("/fhir/OperationDefinition/PlanDefinition-apply").get_json()
+    assert apply_def["base"] == "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply"
+    assert client.get("/fhir/OperationDefinition/CarePlan-review-due").status_code == 200
+
+
+def test_outside_clients_may_not_apply_templates_or_list_reviews(planning, auth_app, auth_client):
+    """A referring hospital's token, even with CarePlan scopes: 403 (staff tools only)."""
+    from auth_helpers import bearer, make_client
+
+    client_id, key = make_client(auth_app, "Hospital EHR", "system/CarePlan.cruds system/*.rs", organization="Organization/hosp")
+    headers = bearer(auth_client, auth_app, client_id, key)
+    assert_outcome(auth_client.get(f"/fhir/{SUD}/$apply?subject={PATIENT}", headers=headers), 403)
+    assert_outcome(auth_client.get("/fhir/CarePlan/$review-due", headers=headers), 403)
