@@ -68,12 +68,12 @@ def _parameters(name: str) -> list[dict]:
     return params
 
 
-def _single(params: list[dict], names: tuple[str, ...]) -> dict[str, dict]:
+def _single(params: list[dict], names: tuple[str, ...], where: str = "Parameters.parameter") -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i, p in enumerate(params):
         name = p.get("name")
         if name not in names or name in out:
-            raise BadRequest(f"Unexpected or repeated parameter '{name}'", expression=f"Parameters.parameter[{i}]")
+            raise BadRequest(f"Unexpected or repeated parameter '{name}'", expression=f"{where}[{i}]")
         out[name] = p
     return out
 
@@ -126,7 +126,10 @@ def _marks(params: list[dict]) -> list[attendance.Mark]:
 
 
 def _mark(param: dict, where: str) -> attendance.Mark:
-    parts = _single(param.get("part") if isinstance(param.get("part"), list) else [], ("patient", "state", "start", "end"))
+    given = param.get("part")
+    if not isinstance(given, list) or not all(isinstance(p, dict) for p in given):
+        raise BadRequest("An 'attendance' parameter has parts patient, state, start and end", expression=f"{where}.part")
+    parts = _single(given, ("patient", "state", "start", "end"), f"{where}.part")
     ref = records.split((parts.get("patient") or {}).get("valueReference"))
     if ref is None or ref[0] != "Patient":
         raise BadRequest("Part 'patient' must be a valueReference to Patient/id", expression=f"{where}.part[patient]")

@@ -274,6 +274,9 @@ def test_a_future_session_cannot_be_marked_attended(evening, app):
     (mark("p1", "attended", start=f"{WED}T18:00:00"), "Parameters.parameter[0].part[start]"),
     (mark("p1", "attended", end="yesterday"), "Parameters.parameter[0].part[end]"),
     ({"name": "who", "valueString": "p1"}, "Parameters.parameter[0]"),
+    ({"name": "attendance", "part": ["p1"]}, "Parameters.parameter[0].part"),
+    ({"name": "attendance", "part": mark("p1")["part"] + [{"name": "room", "valueString": "2"}]},
+     "Parameters.parameter[0].part[2]"),
 ])
 def test_bad_parameters_are_400s(evening, app, param, where):
     refused(evening, app, session(evening)["id"], 400, where, param)

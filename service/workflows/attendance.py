@@ -162,7 +162,7 @@ def _issue(text: str, mark: Mark, code: str = "business-rule", part: str = "pati
 
 def _roster(session: Session) -> set[str]:
     if session.group is not None:
-        return {records.ref_text(ref) for ref in sessions.roster_on(session.group, session.day)} - {None}
+        return {text for ref in sessions.roster_on(session.group, session.day) if (text := records.ref_text(ref))}
     return {ref for p in session.appt.get("participant", [])
             if (ref := records.ref_text(p.get("actor")) or "").startswith("Patient/")}
 
@@ -344,13 +344,13 @@ def _update_appointment(unit: Unit, session: Session, states: dict[str, str], la
         meta = appt.setdefault("meta", {})
         have = {(s.get("system"), s.get("code")) for s in meta.get("security", [])}
         meta["security"] = meta.get("security", []) + [x for x in labels if (x["system"], x["code"]) not in have]
-    listed = {records.ref_text(p.get("actor")): p for p in appt.get("participant", [])}
+    listed = {records.ref_text(p.get("actor")) or "": p for p in appt.get("participant", [])}
     for patient, state in states.items():
         if patient not in listed:  # joined the roster after the session was scheduled
             listed[patient] = {"actor": {"reference": patient}, "required": "required"}
             appt["participant"].insert(0, listed[patient])
         listed[patient]["status"] = STATES[state][3]
-    patients = [ref for ref in listed if (ref or "").startswith("Patient/")]
+    patients = [ref for ref in listed if ref.startswith("Patient/")]
     if any(s in PRESENT for s in states.values()):
         appt["status"] = "fulfilled"
     elif patients and all(p in states for p in patients):
