@@ -161,3 +161,22 @@ def test_due_is_listed_in_the_capability_statement(client):
     [mr] = [r for r in rest["resource"] if r["type"] == "MedicationRequest"]
     assert {"name": "due", "definition": "https://iop.example.org/fhir/OperationDefinition/MedicationRequest-due"} in mr["operation"]
     assert client.get("/fhir/OperationDefinition/MedicationRequest-due").status_code == 200
+
+
+def test_the_issue_10c_operations_are_for_the_programs_staff(auth_client, auth_app, client):
+    """An outside client (a hospital) is refused $due, $reconcile-medications, $discharge-summary and $program-outcomes
+    (403) even with every scope: they read the program's 42 CFR Part 2 records. Staff tools (internal) are served."""
+    from auth_helpers import bearer, make_client
+
+    store(client, XR)
+    hospital, key = make_client(auth_app, "Hospital EHR", "system/*.cruds", organization="Organization/hosp-org-lakeside")
+    outside = bearer(auth_client, auth_app, hospital, key)
+    body = {"resourceType": "Parameters"}
+    for method, url in (("get", f"/fhir/{DUE}?as-of=2026-11-12"), ("post", "/fhir/EpisodeOfCare/x/$reconcile-medications"),
+                        ("post", "/fhir/EpisodeOfCare/x/$discharge-summary"),
+                        ("get", "/fhir/EpisodeOfCare/$program-outcomes?owner=Organization/x&period-start=2026-01-01&period-end=2026-02-01")):
+        resp = getattr(auth_client, method)(url, headers=outside, **({"json": body} if method == "post" else {}))
+        assert_outcome(resp, 403)
+    staff, staff_key = make_client(auth_app, "IOP staff app", "system/*.cruds", internal=True)
+    resp = auth_client.get(f"/fhir/{DUE}?as-of=2026-11-12", headers=bearer(auth_client, auth_app, staff, staff_key))
+    assert resp.status_code == 200 and len([p for p in resp.get_json()["parameter"] if p["name"] == "due"]) == 1
