@@ -128,3 +128,27 @@ def test_section_sees_a_plan_written_in_the_same_unit(people, app):
 
     got = interactions.run(app.extensions["iop.db"], work)
     assert got["entry"] == [{"reference": "CarePlan/iop-relapse-plan-1"}]
+
+
+@pytest.mark.parametrize("where", ["contributor", "performer", "partOf"])
+def test_people_and_the_parent_plan_of_another_patient_are_422(people, app, where):
+    load(people, "Patient-iop-patient-2.json", "CarePlan-iop-careplan-1.json")
+    stranger = {"resourceType": "RelatedPerson", "id": "rp-other", "active": True, "patient": {"reference": "Patient/iop-patient-2"}}
+    assert put(people, "RelatedPerson/rp-other", stranger).status_code == 201
+    other_plan = dict(example("CarePlan-iop-careplan-1.json"), id="cp-other", subject={"reference": "Patient/iop-patient-2"},
+                      contributor=[{"reference": "Patient/iop-patient-2"}])
+    other_plan["activity"] = other_plan["activity"][:4]  # no RelatedPerson of patient 1 in it
+    assert put(people, "CarePlan/cp-other", other_plan).status_code == 201
+    plan = example(PLAN)
+    if where == "contributor":
+        plan["contributor"].append({"reference": "RelatedPerson/rp-other"})
+        expression = "CarePlan.contributor[3]"
+    elif where == "performer":
+        plan["activity"][5]["detail"]["performer"] = [{"reference": "RelatedPerson/rp-other"}]
+        expression = "CarePlan.activity[5].detail.performer[0]"
+    else:
+        plan["partOf"] = [{"reference": "CarePlan/cp-other"}]
+        expression = "CarePlan.partOf[0]"
+    before = count_rows(app)
+    assert_outcome(put(people, "CarePlan/iop-relapse-plan-1", plan), 422, code="business-rule", expression=expression)
+    assert count_rows(app) == before

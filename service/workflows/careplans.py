@@ -7,6 +7,8 @@ reviews only by the care team.
 - Review: an update of an active plan that stays active is a review (a new version, so `_history` is the review
   trail). The reviewer is the author agent of a Provenance sent in the same transaction and targeting the plan; a
   review without one is a 422, a reviewer who is not a participant of the plan's care team a 403. Nothing is stored.
+- People: RelatedPersons among the contributors and item performers are the patient's, and a plan is partOf a plan
+  of the same patient (422 naming the element).
 Plans created already active (imported records, the examples) are taken as agreed elsewhere. docs/careplans.md.
 """
 from __future__ import annotations
@@ -27,7 +29,11 @@ INACTIVE_TEAM = ("inactive", "entered-in-error")
 @trigger("CarePlan")
 def on_careplan(unit: Unit, change: Change) -> None:
     plan, before = records.parsed(change.stored), records.parsed(change.previous)
-    if plan is None or before is None or not is_collaborative_plan(plan):
+    if plan is None or not is_collaborative_plan(plan):
+        return
+    if plan.get("status") != "entered-in-error":
+        check_people(unit, plan)
+    if before is None:
         return
     if before.get("status") == "draft" and plan.get("status") == "active":
         require_agreement(unit, plan, change.previous.version if change.previous else 0)
@@ -39,6 +45,25 @@ def on_careplan(unit: Unit, change: Change) -> None:
 def is_collaborative_plan(plan: dict) -> bool:
     """An IOP treatment plan or a relapse prevention plan (by category)."""
     return any(records.codes(c) & PLAN_CATEGORIES for c in plan.get("category", []))
+
+
+def check_people(unit: Unit, plan: dict) -> None:
+    """Family and support people in the plan are the patient's own (RelatedPerson.patient), and the treatment plan a
+    relapse prevention plan is part of is the same patient's. References not on the server are left alone (a plan may
+    arrive before the people it names: the examples load by file name)."""
+    subject = records.ref_text(plan.get("subject"))
+    refs = [(f"CarePlan.contributor[{i}]", c) for i, c in enumerate(plan.get("contributor", []))]
+    refs += [(f"CarePlan.activity[{i}].detail.performer[{j}]", p) for i, a in enumerate(plan.get("activity", []))
+             for j, p in enumerate((a.get("detail") or {}).get("performer", []))]
+    refs += [(f"CarePlan.partOf[{i}]", p) for i, p in enumerate(plan.get("partOf", []))]
+    wanted = [(where, ref) for where, ref in refs if (records.ref_text(ref) or "").startswith(("RelatedPerson/", "CarePlan/"))]
+    found = records.read_many(unit, wanted)
+    for where, ref in wanted:
+        doc = found.get(records.ref_text(ref) or "")
+        owner = records.ref_text((doc or {}).get("patient" if (doc or {}).get("resourceType") == "RelatedPerson" else "subject"))
+        if doc is not None and owner != subject:
+            raise Unprocessable(f"{records.ref_text(ref)} belongs to {owner}, not to the plan's patient {subject}",
+                                code="business-rule", expression=where)
 
 
 # ------------------------------------------------------------------------------- agreement
