@@ -3,11 +3,16 @@ less), and against our own service over real HTTP; what the integrator sees is t
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
+import jwt
 import pytest
 import requests
+from auth_helpers import make_client
+from cryptography.hazmat.primitives import serialization
 from peer_proxy import serving, without
+from werkzeug.serving import make_server
 
 from helpers import put
 from service import endpoints
@@ -175,3 +180,32 @@ def test_the_round_trip_passes_against_our_own_service(app, client, live_server)
     for rtype in ("Patient", "ServiceRequest", "Task"):
         found = client.get(f"/fhir/{rtype}?identifier={RUN_SYSTEM}|{body['run']}").get_json()
         assert found["total"] == 0 if "total" in found else not found.get("entry"), rtype
+
+
+def test_with_smart_backend_services_against_our_own_secured_service(app, client, auth_app, monkeypatch):
+    """--endpoint with SMART settings: the check gets a token from our /auth/token (discovered) and passes with
+    authorization on; the same check without credentials fails at the first write."""
+    server = make_server("127.0.0.1", 0, auth_app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secured = f"http://127.0.0.1:{server.server_port}/fhir"
+    try:
+        client_id, key = make_client(auth_app, "Sandbox check", "system/Patient.cruds system/ServiceRequest.cruds system/Task.cruds")
+        signing = jwt.PyJWK(key, algorithm=key["alg"]).key
+        monkeypatch.setenv("IOP_SECRET_SANDBOX_KEY", signing.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+        parts = [{"url": "clientId", "valueString": client_id}, {"url": "keyEnv", "valueString": "IOP_SECRET_SANDBOX_KEY"},
+                 {"url": "kid", "valueString": key["kid"]}, {"url": "alg", "valueCode": key["alg"]},
+                 {"url": "scope", "valueString": "system/Patient.cruds system/ServiceRequest.cruds system/Task.cruds"}]
+        body = {"resourceType": "Endpoint", "id": "ours-secured", "status": "active", "address": secured,
+                "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "code": "hl7-fhir-rest"},
+                "payloadType": [{"text": "FHIR R4"}],
+                "extension": [{"url": "https://iop.example.org/fhir/StructureDefinition/endpoint-smart-backend", "extension": parts}]}
+        assert put(client, "Endpoint/ours-secured", body).status_code == 201
+
+        code, body = report(app, "--endpoint", "ours-secured")
+        assert code == 0 and results(body) == ["PASS"] * 6, body
+
+        code, body = report(app, secured)
+        assert code == 1 and results(body)[:2] == ["PASS", "FAIL"] and "HTTP 401" in body["steps"][1]["detail"]
+    finally:
+        server.shutdown()
