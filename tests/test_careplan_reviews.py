@@ -219,3 +219,13 @@ def test_review_days_setting_is_validated():
         with pytest.raises(config.ConfigError):
             config.load(Flask(__name__), {"CAREPLAN_REVIEW_DAYS": bad})
     assert config.load(Flask(__name__), {"CAREPLAN_REVIEW_DAYS": "14"})["CAREPLAN_REVIEW_DAYS"] == 14
+
+
+def test_the_example_agreement_lets_its_plan_become_active(client, draft, validator_url):
+    """examples/Provenance-iop-careplan-1-agreement.json: patient and spouse sign version 1 of iop-careplan-1."""
+    plan = dict(example("CarePlan-iop-careplan-1.json"), status="draft")
+    assert put(client, "CarePlan/iop-careplan-1", plan).status_code == 201
+    agreed = example("Provenance-iop-careplan-1-agreement.json")
+    stored = put(client, "Provenance/iop-careplan-1-agreement", agreed)
+    assert stored.status_code == 201 and validate(validator_url, stored.get_json()) == []
+    assert put(client, "CarePlan/iop-careplan-1", dict(plan, status="active")).status_code == 200
