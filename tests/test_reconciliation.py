@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from test_conformance import assert_valid
-from test_referrals import search
+from test_referrals import referral_bundle, search
 from treatment_helpers import admitted, decision, flags, hospital_order, intake_decisions, program_orders, reconcile
 
 from helpers import assert_outcome, count_rows
@@ -131,3 +131,33 @@ def test_an_unknown_episode_is_404_and_get_is_not_allowed(enrolled):
         {"name": "reconciler", "valueReference": {"reference": "Practitioner/iop-pract-psychiatrist"}}]}
     assert_outcome(client.post("/fhir/EpisodeOfCare/nope/$reconcile-medications", json=params), 404)
     assert_outcome(client.get(f"/fhir/EpisodeOfCare/{episode['id']}/$reconcile-medications?phase=intake"), 405)
+
+
+def with_statement(bundle: dict) -> dict:
+    """journey-01 with a MedicationStatement (what the patient says she takes) among the referral's supporting info."""
+    patient = next(e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    statement = {"resourceType": "MedicationStatement", "status": "active",
+                 "identifier": [{"system": "https://hospital.example.org/fhir/sid/med-statement", "value": "MS-2026-1"}],
+                 "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                           "code": "310385", "display": "fluoxetine 20 MG Oral Capsule"}]},
+                 "subject": {"reference": patient}, "dateAsserted": "2026-11-25"}
+    url = "urn:uuid:9a0e3e36-8d0e-4c55-a6a1-6f2b1c3d4e5f"
+    bundle["entry"].insert(0, {"fullUrl": url, "resource": statement, "request": {"method": "POST", "url": "MedicationStatement"}})
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "ServiceRequest":
+            entry["resource"]["supportingInfo"].append({"reference": url, "display": "Fluoxetine (patient report)"})
+    return bundle
+
+
+def test_a_medication_statement_the_referral_brought_needs_its_decision(program):
+    client = program
+    episode = admitted(client, with_statement(referral_bundle()))
+    orders = program_orders(client, episode)
+    [statement] = search(client, f"MedicationStatement?subject={episode['patient']['reference']}")
+    ref = f"MedicationStatement/{statement['id']}"
+    body = assert_outcome(reconcile(client, episode, "intake", *intake_decisions(client, orders)), 422, "required",
+                          "Parameters.parameter[medication]")
+    assert ref in body["issue"][0]["diagnostics"]
+    resp = reconcile(client, episode, "intake", *intake_decisions(client, orders), decision(ref, "stopped", note="Duplicate SSRI"))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert flags(resp.get_json())[ref] == "stopped"

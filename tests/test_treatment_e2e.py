@@ -280,6 +280,8 @@ def test_treatment_from_referral_to_aftercare(api, validator_url, ig_validator_u
     assert "stopped" in sections["10160-0"]["text"]["div"] and f"List/{final['id']}" in sections["10160-0"]["text"]["div"]
     assert "PHQ-9: 14 on 2026-12-01 to 7 on 2026-12-15" in sections["30954-2"]["text"]["div"]
     created.append(summary)
+    [referral_task] = api.search("Task?identifier=https://hospital.example.org/fhir/sid/referral-task|T-2026-0601")
+    assert referral_task["status"] == "completed"
 
     follow_ups = sorted(api.search(f"Task?focus=EpisodeOfCare/{episode['id']}&code={CS}/iop-aftercare|follow-up-contact"),
                         key=lambda t: t["restriction"]["period"]["start"])

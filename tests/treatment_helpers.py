@@ -12,9 +12,9 @@ HOSPITAL_RX = "https://hospital.example.org/fhir/sid/medication-order"
 RECONCILE = "$reconcile-medications"
 
 
-def admitted(client) -> dict:
-    """journey-01's referral, triaged, accepted and admitted at its intake session; returns the active enrollment."""
-    resp = post(client, "", referral_bundle())
+def admitted(client, bundle: dict | None = None) -> dict:
+    """journey-01's referral (or `bundle`), triaged, accepted and admitted at its intake session; the active enrollment."""
+    resp = post(client, "", bundle or referral_bundle())
     assert resp.status_code == 200, resp.get_data(as_text=True)
     task = the_task(client)
     assert post(client, f"Task/{task['id']}/$triage", {"resourceType": "Parameters"}).status_code == 200
