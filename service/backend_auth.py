@@ -28,7 +28,6 @@ ASSERTION_LIFETIME = 240  # seconds; the spec: exp no more than five minutes in 
 TOKEN_MARGIN = 30.0  # seconds before expiry at which a cached token is replaced
 DEFAULT_TOKEN_LIFETIME = 300  # when the server omits expires_in (RFC 6749 §5.1 makes it RECOMMENDED only)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-KEY_TYPES = {"RS384": rsa.RSAPrivateKey, "ES384": ec.EllipticCurvePrivateKey}
 
 
 class TokenError(FhirClientError):
@@ -107,11 +106,12 @@ class BackendAuth:
             key = serialization.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
         except (ValueError, TypeError) as err:  # never echo the content: it may be a secret of another kind
             raise CredentialError(f"{where} named by Endpoint/{self.endpoint.id} is not an unencrypted PEM private key") from err
-        wrong_curve = isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name != "secp384r1"
-        if not isinstance(key, KEY_TYPES[self.smart.alg]) or wrong_curve:
-            raise CredentialError(f"{where} named by Endpoint/{self.endpoint.id} is not a key for {self.smart.alg}"
-                                  " (RS384: RSA; ES384: EC P-384)")
-        return key
+        if self.smart.alg == "RS384" and isinstance(key, rsa.RSAPrivateKey):
+            return key
+        if self.smart.alg == "ES384" and isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
+            return key
+        raise CredentialError(f"{where} named by Endpoint/{self.endpoint.id} is not a key for {self.smart.alg}"
+                              " (RS384: RSA; ES384: EC P-384)")
 
 
 def discover(session: requests.Session, endpoint: Endpoint) -> str:

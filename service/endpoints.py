@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 
 from . import repository, search
 from .fhirclient import DEFAULT_TIMEOUT, FhirClient, FhirClientError
+from .referral_bundle import escape, query_string, token
 
 CANONICAL = "https://iop.example.org/fhir/StructureDefinition"
 PROFILE = f"{CANONICAL}/iop-exchange-endpoint"
@@ -104,10 +105,9 @@ def for_organization(conn: Connection, org_ref: str, payload_type: tuple[str, st
     A misconfigured one raises EndpointError (naming it) rather than being skipped: the caller records why nothing
     was sent there.
     """
-    criteria = f"organization={org_ref}&status=active&connection-type={'|'.join(CONNECTION_TYPE)}"
-    if payload_type:
-        criteria += f"&payload-type={'|'.join(payload_type)}"
-    rows = search.find(conn, "Endpoint", criteria, limit=1000)
+    criteria = [("organization", escape(org_ref)), ("status", "active"), ("connection-type", token(*CONNECTION_TYPE))]
+    criteria += [("payload-type", token(*payload_type))] if payload_type else []
+    rows = search.find(conn, "Endpoint", query_string(criteria), limit=1000)
     return sorted((parse(json.loads(row.content)) for row in rows), key=lambda e: e.id)
 
 

@@ -194,7 +194,8 @@ def _read_back(run: _Run) -> str:
 def _clean_up(run: _Run) -> str:
     if not run.created:
         return "nothing was created"
-    deleted, left = [], []
+    deleted: list[str] = []
+    left: list[str] = []
     for rtype in (t for t in CLEANUP_ORDER if t in run.created):
         ref = f"{rtype}/{run.created[rtype]}"
         try:
@@ -229,9 +230,9 @@ def referral(run: str) -> dict:
             "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
             "focus": {"reference": ids["ServiceRequest"]}, "for": {"reference": ids["Patient"]},
             "authoredOn": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    entries = [(ids[rtype], r, rtype) for rtype, r in (("Patient", patient), ("ServiceRequest", order), ("Task", task))]
     return {"resourceType": "Bundle", "type": "transaction", "meta": {"tag": [TEST_TAG]}, "entry": [
-        {"fullUrl": ids[r["resourceType"]], "resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
-        for r in (patient, order, task)]}
+        {"fullUrl": full_url, "resource": r, "request": {"method": "POST", "url": rtype}} for full_url, r, rtype in entries]}
 
 
 # ------------------------------------------------------------------------------- the command

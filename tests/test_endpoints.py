@@ -262,3 +262,11 @@ def test_the_profile_refuses_what_the_registry_would(client, extension, invarian
     response = put(client, "Endpoint/ehr-a", full(extension=extension))
     assert response.status_code == 422, response.get_data(as_text=True)
     assert invariant in response.get_data(as_text=True)
+
+
+def test_for_organization_takes_the_reference_as_one_value(app, client):
+    """A reference with search syntax in it (comma, ampersand) is one value, not extra criteria."""
+    store(client, resource("plain"))
+    with app.extensions["iop.db"].read() as conn:
+        assert endpoints.for_organization(conn, "Organization/hosp-org-lakeside&status=off") == []
+        assert endpoints.for_organization(conn, "Organization/nobody,Organization/hosp-org-lakeside") == []
