@@ -116,3 +116,17 @@ def test_aftercare_outcomes_roll_up_into_the_referral_task(client, app, peer):
 def outputs(client) -> dict[str, str]:
     referral = client.get("/fhir/Task/iop-task-4-referral").get_json()
     return {o["valueReference"]["reference"]: o["type"].get("text", "") for o in referral["output"]}
+
+
+def test_a_misconfigured_provider_endpoint_does_not_stop_the_discharge_and_the_task_says_why(client, app, peer):
+    load_examples(app, skip=("Bundle",))
+    journey(client, "01-referral", "02-triage-accept", "03-enrollment", "04-careplan", "05-medications", "06-week1-sessions",
+            "07-week2-sessions", "08-week3-sessions", "09-aftercare-referrals")
+    broken = endpoint(peer, id="oakwood-ehr", organization=OAKWOOD)
+    broken["extension"].append({"url": "https://iop.example.org/fhir/StructureDefinition/endpoint-token-env", "valueString": "HOME"})
+    assert put(client, "Endpoint/oakwood-ehr", broken).status_code == 201
+    journey(client, "10-discharge")
+    assert sync_rows(app) == []
+    task = client.get("/fhir/Task/iop-task-4-aftercare-therapy").get_json()
+    assert task["statusReason"]["text"].startswith(f"Not sent to {OAKWOOD}: Endpoint/oakwood-ehr")
+    assert client.get("/fhir/EpisodeOfCare/iop-eoc-4").get_json()["status"] == "finished"

@@ -46,10 +46,15 @@ def on_discharge(unit: Unit, change: Change) -> None:
 def _send(unit: Unit, episode: dict, version: int, sr_ref: str, summary: list[str]) -> None:
     sr = records.read(unit, {"reference": sr_ref})
     org = next((r for r in (records.ref_text(p) for p in (sr or {}).get("performer") or []) if r and r.startswith("Organization/")), None)
-    target = exchange.for_organization(unit.conn, org) if org else None
+    task = next((json.loads(r.content) for r in unit.find("Task", f"focus={sr_ref}", limit=1)), None)
+    try:
+        target = exchange.for_organization(unit.conn, org) if org else None
+    except exchange.ConfigError as err:  # the discharge goes on; the Task says why nothing was sent
+        if task is not None:
+            _note(unit, task, f"Not sent to {org}: {err}", held=True)
+        return
     if sr is None or target is None:
         return  # no Endpoint: the program sends this referral by other means
-    task = next((json.loads(r.content) for r in unit.find("Task", f"focus={sr_ref}", limit=1)), None)
     docs = _package(unit, sr, task, summary)
     base = sync_outbound.base_url(unit.options)
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(target, exchange.copy(d, base)) for d in docs]}
