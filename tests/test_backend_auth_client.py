@@ -3,6 +3,7 @@ token endpoint (our own service's /auth/token with authorization on, over real H
 cache's timing is unit-tested with `responses` and a clock."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -107,8 +108,14 @@ def test_a_401_gets_a_fresh_token_and_one_more_try(auth_app, secured_server, mon
 
 
 def test_a_key_file_with_an_explicit_token_url(auth_app, secured_server, tmp_path):
-    """keyFile (mode 600, ours) and tokenUrl: no discovery request is needed."""
-    client_id, key = make_client(auth_app, "IOP outbound", "system/Patient.rs", alg="RS384")
+    """Registered as an operator does (`flask clients register --jwks-file`), keyFile (mode 600, ours) and tokenUrl."""
+    key = new_key("RS384")
+    jwks = tmp_path / "iop-out.jwks.json"
+    jwks.write_text(json.dumps({"keys": [public(key)]}))
+    registered = auth_app.test_cli_runner().invoke(args=["clients", "register", "--name", "IOP outbound", "--jwks-file", str(jwks),
+                                                         "--scope", "system/Patient.rs"])
+    assert registered.exit_code == 0, registered.output
+    client_id = registered.output.strip()
     path = tmp_path / "iop-out.pem"
     path.write_text(pem(key))
     path.chmod(0o600)

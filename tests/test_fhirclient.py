@@ -93,6 +93,13 @@ def test_every_request_has_connect_and_read_timeouts():
     assert seen["timeout"] == DEFAULT_TIMEOUT and seen["allow_redirects"] is False
 
 
+@pytest.mark.parametrize("timeout", [None, (3.0, None), (0, 30.0), 5.0])
+def test_a_client_cannot_be_made_without_both_timeouts(timeout):
+    """(connect, read), both above 0: a missing one would let requests wait forever."""
+    with pytest.raises(ValueError, match="timeout"):
+        FhirClient(BASE, timeout=timeout)
+
+
 @responses.activate
 def test_a_body_that_is_not_fhir_json_is_a_transport_error():
     """200 with HTML (a proxy's login page, say) is not a resource."""
