@@ -33,6 +33,8 @@ DUE_DAYS = {"d": 1, "wk": 7}
 WEEKS_PER = {"h": 1 / 168, "d": 1 / 7, "wk": 1, "mo": 12 / 52, "a": 1 / 52}  # periods per week, for hours/week
 HOURS = {"min": 1 / 60, "h": 1, "d": 24}
 AUTHORS = ("Practitioner", "PractitionerRole")
+USED = ("subject", "practitioner", "encounter", "periodStart", "persist")
+IGNORED = ("organization", "userType", "userLanguage", "userTaskContext", "setting", "settingContext")  # R4 inputs we do not use
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,15 @@ def parse_inputs() -> Inputs:
             raise BadRequest("$apply takes a Parameters resource", expression="Parameters")
         for param in body.get("parameter", []):
             if isinstance(param, dict) and isinstance(param.get("name"), str):
+                if param["name"] in values:
+                    raise BadRequest(f"Parameter '{param['name']}' is given twice (this server applies a template to one "
+                                     "patient at a time)", expression=param["name"])
                 values[param["name"]] = _value(param)
     elif "persist" in values:
         raise BadRequest("persist=true stores the plan: use POST", expression="persist")
+    unknown = sorted(set(values) - set(USED) - set(IGNORED))
+    if unknown:
+        raise BadRequest(f"Unknown parameter '{unknown[0]}' ({', '.join(USED)})", expression=unknown[0])
     return Inputs(_reference(values, "subject", ("Patient",), required=True) or "",
                   _reference(values, "practitioner", AUTHORS), _reference(values, "encounter", ("Encounter",)),
                   _start(values.get("periodStart")), _flag(values.get("persist")))

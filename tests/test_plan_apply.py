@@ -138,6 +138,14 @@ def test_bad_parameters_are_400(planning, values, expression):
     assert_outcome(apply(planning, **values), 400, expression=expression)
 
 
+def test_two_subjects_or_an_unknown_parameter_are_400(planning):
+    body = params(subject=PATIENT)
+    body["parameter"].append({"name": "subject", "valueString": "Patient/iop-patient-2"})
+    assert_outcome(post(planning, f"{SUD}/$apply", body), 400, expression="subject")
+    assert_outcome(planning.get(f"/fhir/{SUD}/$apply?subject={PATIENT}&patient={PATIENT}"), 400, expression="patient")
+    assert planning.get(f"/fhir/{SUD}/$apply?subject={PATIENT}&userLanguage=en").status_code == 200  # R4 input, not used
+
+
 def test_persist_on_get_is_refused(planning, app):
     before = count_rows(app)
     assert_outcome(planning.get(f"/fhir/{SUD}/$apply?subject={PATIENT}&persist=true"), 400, expression="persist")
