@@ -182,8 +182,8 @@ def refusal(conn: Connection, docs: list[dict], recipient: str | None, now: date
         return "42 CFR Part 2 data without a patient cannot be checked against a consent; not sent"
     note = any(part2.is_counseling_note(d) for d in labelled)
     if consents.permitting(consents.patient_consents(conn, patient), recipient, PURPOSE, note, now) is None:
-        return (f"no active 42 CFR Part 2 consent of {patient} permits disclosing {', '.join(_refs(labelled))} to {recipient} "
-                f"for {PURPOSE}{' (an SUD counseling note needs a consent of its own)' if note else ''}")
+        return (f"no active 42 CFR Part 2 consent names {recipient} as recipient for {PURPOSE} (patient {patient}; "
+                f"{', '.join(_refs(labelled))}){'; an SUD counseling note needs a consent of its own' if note else ''}")
     return None
 
 
