@@ -122,7 +122,7 @@ def plain(recorded: dict) -> str:
     entries = []
     for enc in [session] + [e for e in encs if e is not session]:
         body = {k: v for k, v in enc.items() if k not in ("id", "meta")}
-        body["meta"] = {"profile": enc["meta"]["profile"]}
+        body["meta"] = {k: v for k, v in enc["meta"].items() if k in ("profile", "security")}  # the same content
         if "partOf" in body:
             body["partOf"] = {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}
         full = "urn:uuid:00000000-0000-4000-8000-000000000000" if enc is session else None
