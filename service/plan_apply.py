@@ -109,7 +109,7 @@ def _reference(values: dict, name: str, types: tuple[str, ...], required: bool =
     if raw is None and not required:
         return None
     parts = records.split({"reference": raw}) if isinstance(raw, str) else None
-    if parts is None or parts[0] not in types or "/_history/" in raw:
+    if parts is None or parts[0] not in types or "/_history/" in str(raw):
         kinds = " or ".join(f"'{t}/{{id}}'" for t in types)
         raise BadRequest(f"Parameter '{name}' must be {kinds} (this server applies a template to one patient)"
                          if raw is not None else f"Parameter '{name}' is required: {kinds}", expression=name)
@@ -241,7 +241,7 @@ def _goal(goal: dict, index: int, patient: str, start: date, conditions: list[di
 
 
 def _target(target: dict, start: date, where: str) -> dict:
-    due = target.get("due") if isinstance(target.get("due"), dict) else {}
+    due: dict = target["due"] if isinstance(target.get("due"), dict) else {}
     unit = due.get("code") or due.get("unit")
     if not target.get("measure") or not isinstance(due.get("value"), (int, float)) or unit not in (*DUE_DAYS, "mo"):
         raise Unprocessable("A template goal target needs a measure and a due Duration in d, wk or mo", code="business-rule",

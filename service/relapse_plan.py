@@ -103,7 +103,7 @@ def _line(activity: dict, people: dict[str, dict]) -> str:
     """One item in words (escaped): its description, what it answers, and who to call with their phone numbers."""
     detail = activity.get("detail", {})
     text = html.escape(detail.get("description") or (detail.get("code") or {}).get("text") or "")
-    reasons = [r.get("text") for r in detail.get("reasonCode", []) if isinstance(r, dict) and r.get("text")]
+    reasons = [str(r["text"]) for r in detail.get("reasonCode", []) if isinstance(r, dict) and r.get("text")]
     if reasons and not any(r in (detail.get("description") or "") for r in reasons):
         text += f" (when: {html.escape('; '.join(reasons))})"
     for performer in detail.get("performer", []):
