@@ -157,6 +157,18 @@ def test_a_review_without_a_named_reviewer_is_422_and_nothing_is_stored(client, 
     assert count_rows(app, "resource_version") == before
 
 
+def test_pausing_and_resuming_are_reviews_too(client, draft):
+    """No way around the care team through on-hold: active → on-hold → active each need a team reviewer."""
+    active = activate(client, draft)
+    assert_outcome(put(client, f"CarePlan/{draft['id']}", dict(active, status="on-hold")), 422)
+    resp = post(client, "", transaction(("POST", "Provenance", review(draft["id"], THERAPIST)),
+                                        ("PUT", f"CarePlan/{draft['id']}", dict(active, status="on-hold"))))
+    assert resp.status_code == 200
+    paused = current(client, draft["id"])
+    assert_outcome(post(client, "", transaction(("POST", "Provenance", review(draft["id"], OUTSIDER)),
+                                                ("PUT", f"CarePlan/{draft['id']}", dict(paused, status="active")))), 403)
+
+
 def test_closing_an_active_plan_is_not_a_review(client, draft):
     """Discharge completes the plan: a status change out of active needs no reviewer."""
     active = activate(client, draft)

@@ -4,9 +4,11 @@ reviews only by the care team.
 - Agreement: a draft IOP treatment plan or relapse prevention plan becomes active only when a Provenance records the
   patient's agreement to it: target the plan (the version agreed to, the latest draft, or no version), a signature of
   type Consent Signature (ASTM E1762 1.2.840.10065.1.12.1.7) by the plan's subject. Family members may sign too.
-- Review: an update of an active plan that stays active is a review (a new version, so `_history` is the review
-  trail). The reviewer is the author agent of a Provenance sent in the same transaction and targeting the plan; a
-  review without one is a 422, a reviewer who is not a participant of the plan's care team a 403. Nothing is stored.
+  The plan's proposed Goals then become active.
+- Review: an update of an active (or on-hold) plan that stays active or on-hold is a review (a new version, so
+  `_history` is the review trail; pausing and resuming are reviews too). The reviewer is the author agent of a
+  Provenance sent in the same transaction and targeting the plan; a review without one is a 422, a reviewer who is
+  not a participant of the plan's care team a 403. Nothing is stored.
 - People: RelatedPersons among the contributors and item performers are the patient's, and a plan is partOf a plan
   of the same patient (422 naming the element).
 Plans created already active (imported records, the examples) are taken as agreed elsewhere. docs/careplans.md.
@@ -24,6 +26,7 @@ PLAN_CATEGORIES = {(f"{records.CS}/iop-careplan-category", "iop-treatment-plan")
 CONSENT_SIGNATURE = ("urn:iso-astm:E1762-95:2013", "1.2.840.10065.1.12.1.7")
 AUTHOR = ("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author")
 INACTIVE_TEAM = ("inactive", "entered-in-error")
+IN_FORCE = ("active", "on-hold")  # a change between these (content, pausing, resuming) is a review
 
 
 @trigger("CarePlan")
@@ -38,7 +41,7 @@ def on_careplan(unit: Unit, change: Change) -> None:
     if before.get("status") == "draft" and plan.get("status") == "active":
         require_agreement(unit, plan, change.previous.version if change.previous else 0)
         activate_goals(unit, plan)
-    elif before.get("status") == "active" and plan.get("status") == "active":
+    elif before.get("status") in IN_FORCE and plan.get("status") in IN_FORCE:
         require_care_team_reviewer(unit, plan, change.stored.version)
 
 
