@@ -151,7 +151,8 @@ def plan_from_template(api: Api, patient: str) -> tuple[dict, dict[str, dict]]:
     return plan, goals
 
 
-def respond(api: Api, episode: dict, patient: str, questionnaire: str, items: list[str], scores: list[int], when: str) -> dict:
+def respond(api: Api, episode: dict, patient: str, questionnaire: str, items: list[str], scores: list[int], when: str,
+            created: list[dict]) -> dict:
     body = {"resourceType": "QuestionnaireResponse", "questionnaire": f"https://iop.example.org/fhir/Questionnaire/{questionnaire}",
             "status": "completed", "subject": {"reference": patient}, "authored": when, "source": {"reference": patient},
             "extension": [{"url": EPISODE_EXT, "valueReference": {"reference": f"EpisodeOfCare/{episode['id']}"}}],
@@ -159,6 +160,7 @@ def respond(api: Api, episode: dict, patient: str, questionnaire: str, items: li
                      for link, s in zip(items, scores, strict=True)]}
     stored = api.post("QuestionnaireResponse", body)
     [result] = api.search(f"Observation?derived-from=QuestionnaireResponse/{stored['id']}")
+    created += [stored, result]
     return result
 
 
@@ -237,11 +239,10 @@ def test_treatment_from_referral_to_aftercare(api, validator_url, ig_validator_u
              ("2026-12-08T18:00:00-06:00", [1, 2, 1, 2, 1, 1, 1, 1, 1], [2, 2, 1, 1, 2, 1, 1]),  # item 9 = 1: safety
              ("2026-12-15T18:00:00-06:00", [1, 1, 1, 1, 0, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1])]
     for n, (when, phq, gad) in enumerate(weeks, 1):
-        phq_obs = respond(api, episode, patient, "iop-phq9", PHQ9_ITEMS, phq, when)
-        gad_obs = respond(api, episode, patient, "iop-gad7", GAD7_ITEMS, gad, when)
+        phq_obs = respond(api, episode, patient, "iop-phq9", PHQ9_ITEMS, phq, when, created)
+        gad_obs = respond(api, episode, patient, "iop-gad7", GAD7_ITEMS, gad, when, created)
         assert (phq_obs["valueInteger"], band(phq_obs)) == (sum(phq), phq9_band(sum(phq))), f"week {n}"
         assert (gad_obs["valueInteger"], band(gad_obs)) == (sum(gad), gad7_band(sum(gad))), f"week {n}"
-        created += [phq_obs, gad_obs]
         phq_goal, gad_goal = (api.get(f"Goal/{goals[c]['id']}") for c in ("44261-6", "70274-6"))
         achieved = [c["code"] for g in (phq_goal, gad_goal) for c in (g.get("achievementStatus") or {}).get("coding", [])]
         assert achieved == (["achieved", "achieved"] if n == 3 else [s for s in achieved if s != "achieved"]), f"week {n}"
