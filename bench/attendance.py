@@ -11,7 +11,8 @@ session not recorded before (9 attended, 1 late, 1 left early, 1 excused), so ev
 checks (roster, enrollments, overlaps) and 13 Encounters plus the Appointment in one transaction. The plain workload
 POSTs the same 13 Encounters as a transaction Bundle (no checks, no Appointment update). Closed-loop clients (threads
 with one keep-alive connection each); sessions/s = requests completed / seconds; "others" = the cores other processes
-used meanwhile (the machine may be shared). Target (issue 9): >= 50 sessions/s.
+used meanwhile (the machine may be shared); "CPU ms" = CPU time of the server's workers and our database's backends per
+request, and "2 cores/CPU" the rate two dedicated cores would sustain at that cost. Target (issue 9): >= 50 sessions/s.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import os
 import queue
 import statistics
 import sys
@@ -130,6 +132,23 @@ def plain(recorded: dict) -> str:
     return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
 
+def own_ticks(server: servers.Gunicorn, dbname: str) -> int:
+    """CPU ticks used so far by the server's workers and our database's PostgreSQL backends."""
+    pids = server.workers()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if f" {dbname} ".encode() in (d / "cmdline").read_bytes().replace(b"\0", b" "):
+                    pids.append(int(d.name))
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def drive(base: str, work: list[tuple[str, str]], seconds: float, connections: int) -> dict:
     """Closed-loop clients over `work` (each item sent once) for `seconds`: completed/s and latency percentiles."""
     items: queue.Queue = queue.Queue()
@@ -204,13 +223,15 @@ def main() -> None:
             for name in ("record-attendance", "plain-transaction"):
                 items = [work.pop() for _ in range(min(len(work), int(args.seconds * 200)))] if name == "record-attendance" \
                     else [("/fhir", bundle)] * int(args.seconds * 400)
-                before = servers.cpu_ticks(args.db)
+                before, ours = servers.cpu_ticks(args.db), own_ticks(server, args.db)
                 result = drive(server.base, items, args.seconds, args.connections)
                 result["foreign_cores"] = servers.foreign_since(before, args.db)  # others' CPU use on a shared machine
+                # CPU time per session of the server and its database: what 2 dedicated cores would sustain
+                result["cpu_ms"] = (own_ticks(server, args.db) - ours) * 1000 / os.sysconf("SC_CLK_TCK") / max(1, result["requests"])
                 runs.setdefault(name, []).append(result)
                 log(f"round {round_ + 1} {name}: {result['rps']:.1f}/s, p50 {result['p50_ms']:.1f} ms, "
                     f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']} {result['first_error'] or ''}, "
-                    f"other processes used {result['foreign_cores']:.2f} cores")
+                    f"other processes used {result['foreign_cores']:.2f} cores, CPU {result['cpu_ms']:.1f} ms per request")
                 if name == "record-attendance":
                     work = items[result["requests"]:] + work  # the sessions not sent stay available
     print(report(runs, args))
@@ -220,9 +241,10 @@ def report(runs: dict[str, list[dict]], args) -> str:
     best = {name: max(r, key=lambda x: x["rps"]) for name, r in runs.items()}
     lines = ["", f"attendance for a 12-patient session vs a plain transaction of the same 13 Encounters (PostgreSQL, "
                  f"gunicorn -w 2, {args.connections} connections, {args.seconds:.0f} s x {args.rounds} rounds, best kept)",
-             f"{'':20} {'sessions/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'others':>7}"]
+             f"{'':20} {'sessions/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'others':>7} {'CPU ms':>7} {'2 cores/CPU':>11}"]
     for name, b in best.items():
-        lines.append(f"{name:20} {b['rps']:10.1f} {b['p50_ms']:8.1f} {b['p99_ms']:8.1f} {b['foreign_cores']:7.2f}")
+        lines.append(f"{name:20} {b['rps']:10.1f} {b['p50_ms']:8.1f} {b['p99_ms']:8.1f} {b['foreign_cores']:7.2f} "
+                     f"{b['cpu_ms']:7.1f} {2000 / b['cpu_ms']:11.1f}")
     rate = best["record-attendance"]["rps"]
     lines += [f"record-attendance >= 50 sessions/s: {rate:.1f} -> {'PASS' if rate >= 50 else 'FAIL'}",
               f"record-attendance / plain: {rate / best['plain-transaction']['rps']:.2f}",
