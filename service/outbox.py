@@ -213,16 +213,17 @@ def deliver_due(app: Flask, *, now: datetime | None = None, limit: int | None = 
     try:
         for channel in channels().values():
             channel.due(db, now or dates.utcnow(), options)
-        tried: set[int] = set()  # one attempt per message and round, however short its backoff
+        retried: set[int] = set()  # one attempt per message and round, however short its backoff
         for _ in range(limit or settings["OUTBOX_BATCH"]):
             at = now or dates.utcnow()
-            msg = claim(db, at, lease(settings), tried)
+            msg = claim(db, at, lease(settings), retried)
             if msg is None:
                 break
-            tried.add(msg.pk)
             outcome = attempt(db, session, msg, settings, at)
             if record(db, msg, outcome, options, now or dates.utcnow()):
                 counts[outcome.status] += 1
+            if outcome.status == PENDING:  # only a row back in the queue could be claimed again this round
+                retried.add(msg.pk)
     finally:
         if own:
             session.close()
