@@ -238,8 +238,12 @@ def _stamp_creator(who: Access, meta: dict, prior_content: str | None) -> None:
 
 
 def _stored_content(unit, reference: str) -> str | None:
-    rtype, _, rid = reference.partition("/")
-    stored = unit.current(rtype, rid)
+    from .workflows import records  # what the unit wrote itself needs no flush and no query (a scored response)
+
+    stored = records.written(unit).get(reference)
+    if stored is None:
+        rtype, _, rid = reference.partition("/")
+        stored = unit.current(rtype, rid)
     return stored.content if stored is not None else None
 
 

@@ -46,15 +46,15 @@ def response(questionnaire: str, answers: dict[str, tuple[str, str]], who: dict,
 
 
 def phq9(scores: list[int], who: dict, **kw) -> dict:
-    return response("iop-phq9", {link: (LOINC, FREQUENCY[s]) for link, s in zip(PHQ9_ITEMS, scores)}, who, **kw)
+    return response("iop-phq9", {link: (LOINC, FREQUENCY[s]) for link, s in zip(PHQ9_ITEMS, scores, strict=False)}, who, **kw)
 
 
 def gad7(scores: list[int], who: dict, **kw) -> dict:
-    return response("iop-gad7", {link: (LOINC, FREQUENCY[s]) for link, s in zip(GAD7_ITEMS, scores)}, who, **kw)
+    return response("iop-gad7", {link: (LOINC, FREQUENCY[s]) for link, s in zip(GAD7_ITEMS, scores, strict=False)}, who, **kw)
 
 
 def auditc(scores: list[int], who: dict, **kw) -> dict:
-    return response("iop-auditc", {link: (LOINC, codes[s]) for (link, codes), s in zip(AUDITC_ITEMS.items(), scores)}, who, **kw)
+    return response("iop-auditc", {link: (LOINC, codes[s]) for (link, codes), s in zip(AUDITC_ITEMS.items(), scores, strict=True)}, who, **kw)
 
 
 def pcl5(scores: list[int], who: dict, **kw) -> dict:

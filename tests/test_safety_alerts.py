@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import requests
+from outcome_helpers import amend, cssrs, enrolled, gad7, phq9, result_of, search
 
 from helpers import assert_outcome, count_rows, created, post, put
-from outcome_helpers import amend, cssrs, enrolled, gad7, phq9, result_of, search
 
 ALERT_CS = "https://iop.example.org/fhir/CodeSystem/iop-safety-alert"
 

@@ -7,11 +7,23 @@ import json
 
 import pytest
 import requests
+from outcome_helpers import (
+    LOINC,
+    PHQ9_ITEMS,
+    Q,
+    amend,
+    auditc,
+    cssrs,
+    enrolled,
+    gad7,
+    pcl5,
+    phq9,
+    response,
+    result_of,
+    search,
+)
 
 from helpers import FHIR, assert_outcome, count_rows, created, post, put
-from outcome_helpers import (
-    LOINC, PHQ9_ITEMS, Q, amend, auditc, cssrs, enrolled, gad7, pcl5, phq9, response, result_of, search,
-)
 
 BAND = "https://iop.example.org/fhir/CodeSystem/iop-score-band"
 SD = "https://iop.example.org/fhir/StructureDefinition"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import requests
-
-from helpers import assert_outcome, created, phq9 as phq9_observation, post
 from outcome_helpers import LOINC, enrolled, gad7, phq9, search
+
+from helpers import assert_outcome, created, post
+from helpers import phq9 as phq9_observation
 
 
 def parts(parameter: dict) -> dict:

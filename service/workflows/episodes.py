@@ -6,11 +6,9 @@ episode must be the response subject's: a response for another patient's episode
 """
 from __future__ import annotations
 
-import json
-
 from ..errors import Unprocessable
 from ..interactions import Unit
-from . import records
+from . import lookups, records
 
 EPISODE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
 
@@ -31,12 +29,12 @@ def of_response(unit: Unit, response: dict) -> dict:
                             code="required", expression="QuestionnaireResponse.subject")
     if (ext := named(response)) is not None:
         where = f"QuestionnaireResponse.extension[{ext[0]}].valueReference"
-        return _check(records.require(unit, ext[1], where), patient, where)
+        return _check(_require(unit, ext[1], where), patient, where)
     if response.get("encounter"):
-        encounter = records.require(unit, response["encounter"], "QuestionnaireResponse.encounter")
+        encounter = _require(unit, response["encounter"], "QuestionnaireResponse.encounter")
         _same_patient(encounter.get("subject"), patient, "QuestionnaireResponse.encounter")
         for ref in encounter.get("episodeOfCare", [])[:1]:
-            return _check(records.require(unit, ref, "Encounter.episodeOfCare"), patient, "QuestionnaireResponse.encounter")
+            return _check(_require(unit, ref, "Encounter.episodeOfCare"), patient, "QuestionnaireResponse.encounter")
     return _sole_active(unit, patient)
 
 
@@ -54,10 +52,16 @@ def _same_patient(reference: object, patient: str, where: str) -> None:
 
 
 def _sole_active(unit: Unit, patient: str) -> dict:
-    rows = unit.find("EpisodeOfCare", f"patient={patient}&status=active", limit=2)
+    rows = lookups.find(unit, "EpisodeOfCare", f"patient={patient}&status=active", 2)
     if len(rows) != 1:
         found = "no active episode" if not rows else "more than one active episode"
         raise Unprocessable(f"{patient} has {found}: name the episode with the extension {EPISODE_EXTENSION} "
                             "(valueReference EpisodeOfCare/<id>) or an encounter of the episode", code="required",
                             expression="QuestionnaireResponse.extension")
-    return json.loads(rows[0].content)
+    return rows[0]
+
+
+def _require(unit: Unit, reference: object, where: str) -> dict:
+    """records.require() through lookups.read (no flush)."""
+    found = lookups.read(unit, reference)
+    return found if found is not None else records.require(unit, reference, where)

@@ -7,15 +7,13 @@ target.measure is that score's LOINC code get the achievementStatus its two late
   with a single score: `in-progress`.
 A Goal written with an achievementStatus that contradicts its scores is rewritten to the scores' status in the same
 transaction (the scores win; nothing is refused, so a tailored plan is never blocked); a Goal without scores keeps
-what staff set. Goal.outcomeReference points at the latest score. docs/outcome-measures.md.
+what staff set. A Goal gets a new version only when its status moves. docs/outcome-measures.md.
 """
 from __future__ import annotations
 
-import json
-
 from .. import dates
 from ..interactions import Change, Unit
-from . import records, trigger
+from . import lookups, records, trigger
 
 ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
 DISPLAYS = {"in-progress": "In Progress", "improving": "Improving", "worsening": "Worsening", "no-change": "No Change",
@@ -24,7 +22,6 @@ LOINC = "http://loinc.org"
 MEASURES = frozenset({"44261-6", "70274-6", "75626-2", "101698-9"})  # integer totals a Goal can target
 OPEN = "active,accepted"  # lifecycle states whose achievement still moves
 VALID = ("final", "amended", "corrected")
-MAX_SCORES = 1000
 COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
 
 
@@ -35,15 +32,18 @@ def on_score(unit: Unit, change: Change) -> None:
     patient = records.ref_text(obs.get("subject")) if code else None
     if not patient or not patient.startswith("Patient/"):
         return
-    goals = [g for g in _goals(unit, patient) if _target(g, code)]
+    stored = lookups.of_patient(unit, patient.split("/", 1)[1], ("Goal", "Observation"))  # one query for both
+    goals = [g for g in _current(unit, "Goal", stored["Goal"]) if g.get("lifecycleStatus") in OPEN.split(",") and _target(g, code)]
     if goals:
-        scores = latest_scores(unit, patient, code)
+        scores = _latest(_current(unit, "Observation", stored["Observation"]), patient, code)
         for goal in goals:
             _follow(unit, goal, code, scores)
 
 
 @trigger("Goal")
 def on_goal(unit: Unit, change: Change) -> None:
+    if (change.stored.id, change.stored.version) in records.memo(unit).get("goals_followed", set()):
+        return  # written by on_score from the scores themselves
     goal = records.parsed(change.stored)
     patient = records.ref_text(goal.get("subject")) if goal else None
     if not patient or goal.get("lifecycleStatus") not in OPEN.split(","):
@@ -58,10 +58,29 @@ def on_goal(unit: Unit, change: Change) -> None:
 def latest_scores(unit: Unit, patient: str, code: str) -> list[tuple[float, str]]:
     """(score, Observation id) of the patient's two latest valid scores with this code by effective date, latest first
     (a late entry of an older score does not count as the latest)."""
-    rows = unit.find("Observation", f"patient={patient}&code={LOINC}|{code}&status={','.join(VALID)}", limit=MAX_SCORES)
-    scored = [(effective(obs), float(obs["valueInteger"]), row.id) for row in rows
-              if isinstance((obs := json.loads(row.content)).get("valueInteger"), int)]
+    stored = lookups.of_patient(unit, patient.split("/", 1)[1], ("Observation",))["Observation"]
+    return _latest(_current(unit, "Observation", stored), patient, code)
+
+
+def _latest(observations: list[dict], patient: str, code: str) -> list[tuple[float, str]]:
+    scored = [(effective(obs), float(obs["valueInteger"]), obs["id"]) for obs in observations
+              if _is_score(obs, patient, code) and isinstance(obs.get("valueInteger"), int)]
     return [(value, rid) for _, value, rid in sorted(scored, reverse=True)[:2]]
+
+
+def _current(unit: Unit, rtype: str, stored: list[dict]) -> list[dict]:
+    """Stored resources of a type with the unit's own writes of that type laid over them (latest version wins)."""
+    found = {r["id"]: r for r in stored}
+    for version in records.written(unit).values():
+        if version.type == rtype:
+            found.pop(version.id, None)
+            if (content := records.parsed(version)) is not None:
+                found[version.id] = content
+    return list(found.values())
+
+
+def _is_score(obs: dict, patient: str, code: str) -> bool:
+    return records.ref_text(obs.get("subject")) == patient and measure_code(obs.get("code")) == code and obs.get("status") in VALID
 
 
 def effective(obs: dict) -> str:
@@ -88,17 +107,11 @@ def achievement(target: dict, scores: list[tuple[float, str]]) -> str | None:
 
 def _follow(unit: Unit, goal: dict, code: str, scores: list[tuple[float, str]]) -> None:
     status = achievement(_target(goal, code), scores)
-    if status is None:
+    if status is None or (ACHIEVEMENT, status) in records.codes(goal.get("achievementStatus")):
         return
-    wanted = dict(goal, achievementStatus={"coding": [records.coding(ACHIEVEMENT, status, DISPLAYS[status])]},
-                  outcomeReference=[{"reference": f"Observation/{scores[0][1]}"}])
-    if _essence(wanted) != _essence(goal):
-        records.save(unit, wanted)
-
-
-def _essence(goal: dict) -> tuple:
-    codes = sorted(c for _, c in records.codes(goal.get("achievementStatus")))
-    return codes, [records.ref_text(r) for r in goal.get("outcomeReference", [])]
+    wanted = dict(goal, achievementStatus={"coding": [records.coding(ACHIEVEMENT, status, DISPLAYS[status])]})
+    written = records.save(unit, wanted).stored
+    records.memo(unit).setdefault("goals_followed", set()).add((written.id, written.version))
 
 
 def _distance(target: dict, value: float) -> float | None:
@@ -125,6 +138,3 @@ def _target(goal: dict, code: str) -> dict | None:
     return next((t for t in goal.get("target", []) if measure_code(t.get("measure")) == code), None)
 
 
-def _goals(unit: Unit, patient: str) -> list[dict]:
-    rows = unit.find("Goal", f"patient={patient}&lifecycle-status={OPEN}", limit=50)
-    return [json.loads(row.content) for row in rows]

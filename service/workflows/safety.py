@@ -9,13 +9,11 @@ A later negative re-score does not withdraw the Task: staff close it (docs/outco
 """
 from __future__ import annotations
 
-import json
-
 from .. import dates, instruments, interactions
 from ..errors import Unprocessable
 from ..interactions import Unit
 from ..repository import Stored
-from . import programs, records
+from . import lookups, programs, records
 
 ALERT_CS = f"{records.CS}/iop-safety-alert"
 TASK_ID = f"{records.SID}/safety-alert"  # value: the response's id
@@ -27,7 +25,7 @@ SAFETY = {"coding": [records.coding("http://terminology.hl7.org/CodeSystem/flag-
 def alert(unit: Unit, response: dict, episode: dict, result_obs: Stored, result: instruments.Result, *, fresh: bool) -> None:
     """Create the Task (unless this response already has one) and make sure the patient's Flag is active."""
     observation = {"reference": f"Observation/{result_obs.id}"}
-    if fresh or not unit.find("Task", f"identifier={TASK_ID}|{response['id']}", limit=1):
+    if fresh or not lookups.find(unit, "Task", f"identifier={TASK_ID}|{response['id']}", 1):
         interactions.create(unit, _task(unit, response, episode, observation, result))
     _flag(unit, response, episode, observation, result)
 
@@ -54,14 +52,14 @@ def _task(unit: Unit, response: dict, episode: dict, observation: dict, result: 
 def owner_of(unit: Unit, episode: dict) -> tuple[dict, str | None]:
     """(owner, why not the care team) of an alert: the episode's CareTeam, else its care manager, else the program."""
     for ref in episode.get("team", []):
-        if records.split(ref) and records.read(unit, ref) is not None:
+        if records.split(ref) and lookups.read(unit, ref) is not None:
             return {"reference": records.ref_text(ref)}, None
     missing = "the episode's care team could not be found"
     manager = episode.get("careManager")
-    if records.split(manager) and records.read(unit, manager) is not None:
+    if records.split(manager) and lookups.read(unit, manager) is not None:
         return {"reference": records.ref_text(manager)}, f"Assigned to the care manager: {missing}."
     program = episode.get("managingOrganization")
-    if not (records.split(program) and records.read(unit, program) is not None):
+    if not (records.split(program) and lookups.read(unit, program) is not None):
         program = programs.sole_program(unit)
     if program is None:  # nobody to own it: refuse the write rather than store a score whose alert reaches no one
         raise Unprocessable("A safety alert must be raised, but the episode has no care team, care manager or managing "
@@ -72,8 +70,8 @@ def owner_of(unit: Unit, episode: dict) -> tuple[dict, str | None]:
 
 def _flag(unit: Unit, response: dict, episode: dict, observation: dict, result: instruments.Result) -> None:
     patient = records.ref_text(response["subject"])
-    rows = unit.find("Flag", f"identifier={FLAG_ID}|{patient.split('/')[1]}", limit=1)
-    current = json.loads(rows[0].content) if rows else None
+    rows = lookups.find(unit, "Flag", f"identifier={FLAG_ID}|{patient.split('/')[1]}", 1)
+    current = rows[0] if rows else None
     if current is not None and current.get("status") == "active":
         return
     flag = {

@@ -13,7 +13,7 @@ import json
 
 from .. import dates, instruments, interactions
 from ..interactions import Change, Unit
-from . import episodes, records, safety, trigger
+from . import episodes, lookups, records, safety, trigger
 
 RESULT_ID = f"{records.SID}/questionnaire-result"  # identifier of the result Observation: the response's id
 US_CORE_SCREENING = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
@@ -58,7 +58,7 @@ def _withdraw(unit: Unit, existing: dict | None) -> None:
 
 
 def _sex(unit: Unit, response: dict) -> str | None:
-    patient = records.read(unit, response["subject"])
+    patient = lookups.read(unit, response["subject"])
     return patient.get("gender") if patient else None
 
 
