@@ -2,9 +2,9 @@
 
 The client_credentials grant with a private_key_jwt assertion (RFC 7523) signed RS384 or ES384 by PyJWT (no
 hand-written crypto): iss = sub = our client_id, aud = the token URL, a fresh random jti, exp 4 minutes ahead
-(the spec allows at most 5). The access token is kept until TOKEN_MARGIN seconds before it expires, then a new
-one is fetched; a 401 from the FHIR server drops it and the request is sent once more with a fresh one
-(fhirclient.FhirClient.request). The token URL is the Endpoint's, or discovered once from
+(the spec allows at most 5). The access token is kept until TOKEN_MARGIN seconds before it expires (half its
+lifetime for a token that lives under a minute), then a new one is fetched; a 401 from the FHIR server drops it
+and the request is sent once more with a fresh one (fhirclient.FhirClient.request). The token URL is the Endpoint's, or discovered once from
 [base]/.well-known/smart-configuration. See: https://hl7.org/fhir/smart-app-launch/backend-services.html
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ class BackendAuth:
             raise ValueError(f"Endpoint/{endpoint.id} has no SMART Backend Services settings")
         self.endpoint, self.smart, self.session, self.clock = endpoint, endpoint.smart, session, clock
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._renew_at = 0.0
         self._token_url = endpoint.smart.token_url
         self._lock = threading.Lock()
 
@@ -69,8 +69,8 @@ class BackendAuth:
     def token(self) -> str:
         """A valid access token: the cached one, or a new one from the token endpoint."""
         with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - TOKEN_MARGIN:
-                self._token, self._expires_at = self._fetch()
+            if self._token is None or self.clock() >= self._renew_at:
+                self._token, self._renew_at = self._fetch()
             return self._token
 
     def _fetch(self) -> tuple[str, float]:
@@ -84,7 +84,8 @@ class BackendAuth:
             raise TokenError(f"POST {url}: the answer holds no bearer access_token")
         if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
             raise TokenError(f"POST {url}: expires_in must be a positive number of seconds, not {lifetime!r}")
-        return token, began + float(lifetime)  # counted from before the request: never later than the server's clock
+        # counted from before the request (never later than the server's clock); a short-lived token is kept half its life
+        return token, began + float(lifetime) - min(TOKEN_MARGIN, float(lifetime) / 2)
 
     def assertion(self, audience: str) -> str:
         """A signed client assertion for one token request (a new jti each time: servers refuse a replay)."""

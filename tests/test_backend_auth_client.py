@@ -229,6 +229,19 @@ def test_tokens_are_cached_until_30_seconds_before_expiry(monkeypatch):
 
 
 @responses.activate
+def test_a_short_lived_token_is_kept_half_its_life(monkeypatch):
+    """expires_in 20 (under the 30 s margin): reused for 10 s, not fetched again for every request."""
+    responses.post(TOKEN_URL, json={"access_token": "t1", "token_type": "bearer", "expires_in": 20})
+    responses.post(TOKEN_URL, json={"access_token": "t2", "token_type": "bearer", "expires_in": 20})
+    auth, clock, _ = narrow(monkeypatch)
+    assert auth.token() == "t1"
+    clock.now += 9
+    assert auth.token() == "t1"
+    clock.now += 1
+    assert auth.token() == "t2"
+
+
+@responses.activate
 def test_the_token_url_is_discovered_once(monkeypatch):
     """No tokenUrl: .well-known/smart-configuration is read once; a token URL over plain http elsewhere is refused."""
     responses.get(f"{BASE}/.well-known/smart-configuration", json={"token_endpoint": TOKEN_URL})
