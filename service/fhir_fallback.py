@@ -21,7 +21,7 @@ from .fhirclient import FhirClientError, FhirRequestError, Reply
 if TYPE_CHECKING:
     from .fhirclient import FhirClient
 
-METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}  # https://hl7.org/fhir/R4/http.html#trules
 _LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?/?$")
 
 
@@ -97,6 +97,8 @@ def _order(entries: list[dict], resolved: dict[str, str]) -> list[int]:
     bad = [i for i, m in enumerate(method) if m not in METHOD_ORDER]
     if bad:
         raise FhirRequestError(f"transaction entry {bad[0]} has no valid request.method")
+    if "PATCH" in method:  # its body is a Binary holding a JSON Patch, which single requests would send as a resource
+        raise FhirRequestError(f"transaction entry {method.index('PATCH')} is a PATCH: it cannot be sent one by one")
     posts = [i for i, m in enumerate(method) if m == "POST"]
     created = {entries[i].get("fullUrl") for i in posts}
     waiting = {i: _references(entries[i].get("resource")) & created - {entries[i].get("fullUrl")} for i in posts}

@@ -325,6 +325,16 @@ def test_entries_that_reference_each_other_in_a_cycle_are_refused_before_sending
     assert stored(peer, "Patient") == []
 
 
+def test_a_patch_entry_is_refused_before_sending_one_by_one(peer, plain_server):
+    """A PATCH entry's body is a Binary JSON Patch: not sent as single requests (nothing is sent)."""
+    bundle = referral_bundle()
+    bundle["entry"].append({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": "W10="},
+                            "request": {"method": "PATCH", "url": "Patient/1"}})
+    with pytest.raises(FhirRequestError, match="PATCH"):
+        FhirClient(plain_server).transaction(bundle)
+    assert [r for r in peer_log(peer) if r != "GET /fhir/metadata"] == []
+
+
 def test_the_remote_operation_outcome_of_a_refused_transaction_is_kept(peer):
     """A transaction the peer refuses: FhirRequestError with its OperationOutcome and diagnostics."""
     bad = referral_bundle()
