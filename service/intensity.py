@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Response
@@ -23,7 +23,6 @@ from .conformance import CANONICAL
 from .db import get_db
 from .errors import BadRequest, NotFound
 
-SCT = "http://snomed.info/sct"
 # Encounter.type (SNOMED CT, iop-session-type) → kind of session
 KINDS = {"76168009": "group", "1555005": "group", "28868002": "group", "18512000": "individual", "75516001": "individual",
          "108313002": "family", "88848003": "psychiatric", "10197000": "psychiatric", "165172002": "psychiatric"}
@@ -74,33 +73,10 @@ class Week:
 
 
 # ------------------------------------------------------------------------------- computing
-def visit(encounter: dict, tz: ZoneInfo) -> Visit | None:
-    """The attended service an Encounter records, None unless finished with a start."""
-    period = encounter.get("period") or {}
-    if encounter.get("status") != "finished" or not isinstance(period.get("start"), str):
-        return None
-    start = _local(period["start"], tz)
-    return Visit(start.date(), _minutes(encounter, start, tz), kind(encounter))
-
-
-def kind(encounter: dict) -> str:
-    codes = [c.get("code") for t in encounter.get("type", []) for c in t.get("coding", []) if c.get("system") == SCT]
-    return next((KINDS[c] for c in codes if c in KINDS), "other")
-
-
-def _minutes(encounter: dict, start: datetime, tz: ZoneInfo) -> float:
-    """Minutes present: Encounter.length (min or h), else the period's length."""
-    length = encounter.get("length") or {}
-    if isinstance(length.get("value"), int | float):
-        return float(length["value"]) * (60 if length.get("code") == "h" else 1)
-    end = (encounter.get("period") or {}).get("end")
-    return max(0.0, (_local(end, tz) - start).total_seconds() / 60) if isinstance(end, str) else 0.0
-
-
-def _local(text: str, tz: ZoneInfo) -> datetime:
-    """A FHIR dateTime in the program's zone (a value without a zone is taken as local time)."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else datetime.fromisoformat(text)
-    return value.astimezone(tz) if value.tzinfo else value.replace(tzinfo=tz)
+def visit(found: program_data.Attended, tz: ZoneInfo) -> Visit:
+    """The attended service an indexed Encounter records, on its local day."""
+    day = found.start.replace(tzinfo=UTC).astimezone(tz).date()
+    return Visit(day, found.minutes, next((KINDS[c] for c in sorted(found.codes) if c in KINDS), "other"))
 
 
 def weeks(episode: dict, visits: list[Visit], birth: date | None, first: date, last: date) -> list[Week]:
@@ -194,7 +170,8 @@ def facts_visits(conn, episodes: list[dict], facts: program_data.Facts, first: d
     high = datetime.combine(last + timedelta(days=2), datetime.min.time())
     found = program_data.attended(conn, [e["id"] for e in episodes], low, high)
     by_id = {e["id"]: e for e in episodes}
-    return {eid: [v for enc in found.get(eid, []) if (v := visit(enc, facts.zone(by_id[eid])))] for eid in by_id}
+    zones = {eid: facts.zone(episode) for eid, episode in by_id.items()}
+    return {eid: [visit(enc, zones[eid]) for enc in found.get(eid, [])] for eid in by_id}
 
 
 def period(raw: dict[str, str], episode: dict, today: date) -> tuple[date, date]:

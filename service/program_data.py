@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, and_, false, select
 
 from . import search
-from .tables import resource, sp_date, sp_reference, sp_token
+from .tables import resource, sp_date, sp_quantity, sp_reference, sp_token
 
 TIMEZONE = "http://hl7.org/fhir/StructureDefinition/timezone"
 DEFAULT_ZONE = "America/New_York"
+SNOMED = "http://snomed.info/sct"
 CHUNK = 500  # ids per IN list, far below the bind limits of SQLite and PostgreSQL
 R = resource
 
@@ -32,7 +33,7 @@ class Facts:
     births: dict[str, date]  # 'Patient/id' -> birth date
 
     def zone(self, episode: dict) -> ZoneInfo:
-        return self.zones.get(_ref(episode.get("managingOrganization")) or "", ZoneInfo(DEFAULT_ZONE))
+        return self.zones.get(_ref(episode.get("managingOrganization")) or "") or ZoneInfo(DEFAULT_ZONE)
 
     def birth(self, episode: dict) -> date | None:
         return self.births.get(patient_of(episode) or "")
@@ -80,20 +81,47 @@ def births(conn: Connection, patient_ids: list[str]) -> dict[str, date]:
     return out
 
 
-def attended(conn: Connection, episode_ids: list[str], low: datetime, high: datetime) -> dict[str, list[dict]]:
-    """Finished Encounters of the episodes whose period overlaps [low, high) (naive UTC), by episode id."""
-    ref, when, status = sp_reference.alias(), sp_date.alias(), sp_token.alias()
-    out: dict[str, list[dict]] = {}
+@dataclass(frozen=True)
+class Attended:
+    """One finished Encounter as the search index holds it (nothing parsed): start (naive UTC), minutes present
+    (Encounter.length in min or h, else the period) and the SNOMED CT codes of its type."""
+
+    start: datetime
+    minutes: float
+    codes: frozenset[str]
+
+
+def attended(conn: Connection, episode_ids: list[str], low: datetime, high: datetime) -> dict[str, list[Attended]]:
+    """Finished Encounters of the episodes whose period overlaps [low, high) (naive UTC), by episode id, read from the
+    index rows alone: one row per Encounter and type code, no resource content fetched or parsed."""
+    ref, when, status, length, kind = (sp_reference.alias(), sp_date.alias(), sp_token.alias(), sp_quantity.alias(),
+                                       sp_token.alias())
+    found: dict[tuple[str, int], list] = {}
     for ids in _chunks(episode_ids):
-        q = (select(ref.c.target_id, R.c.content)
-             .join(ref, and_(ref.c.resource_pk == R.c.pk, ref.c.type == "Encounter", ref.c.name == "episode-of-care"))
-             .join(when, and_(when.c.resource_pk == R.c.pk, when.c.type == "Encounter", when.c.name == "date"))
-             .join(status, and_(status.c.resource_pk == R.c.pk, status.c.type == "Encounter", status.c.name == "status"))
-             .where(R.c.type == "Encounter", R.c.deleted == false(), ref.c.target_type == "EpisodeOfCare",
+        q = (select(ref.c.target_id, ref.c.resource_pk, when.c.low, when.c.high, length.c.low, length.c.code, kind.c.code)
+             .select_from(ref)
+             .join(when, and_(when.c.resource_pk == ref.c.resource_pk, when.c.type == "Encounter", when.c.name == "date"))
+             .join(status, and_(status.c.resource_pk == ref.c.resource_pk, status.c.type == "Encounter", status.c.name == "status"))
+             .outerjoin(length, and_(length.c.resource_pk == ref.c.resource_pk, length.c.type == "Encounter",
+                                     length.c.name == "length"))
+             .outerjoin(kind, and_(kind.c.resource_pk == ref.c.resource_pk, kind.c.type == "Encounter", kind.c.name == "type",
+                                   kind.c.system == SNOMED))
+             .where(ref.c.type == "Encounter", ref.c.name == "episode-of-care", ref.c.target_type == "EpisodeOfCare",
                     ref.c.target_id.in_(ids), when.c.low < high, when.c.high > low, status.c.code == "finished"))
-        for eid, content in conn.execute(q):
-            out.setdefault(eid, []).append(json.loads(content))
+        for eid, pk, start, end, value, unit, code in conn.execute(q):
+            found.setdefault((eid, pk), [start, _minutes(start, end, value, unit), set()])[2].add(code)
+    out: dict[str, list[Attended]] = {}
+    for (eid, _), (start, minutes, codes) in found.items():
+        out.setdefault(eid, []).append(Attended(start, minutes, frozenset(codes - {None})))
     return out
+
+
+def _minutes(start: datetime, end: datetime, value: float | None, unit: str | None) -> float:
+    if value is not None:
+        return value * (60 if unit == "h" else 1)
+    if end >= datetime(9999, 1, 1):  # no end
+        return 0.0
+    return max(0.0, (end - start).total_seconds() // 60)  # the index keeps the end's whole second: [start, end + 1 s)
 
 
 def documents(conn: Connection, episode_ids: list[str], system: str, codes: tuple[str, ...]) -> dict[str, list[dict]]:
