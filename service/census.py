@@ -22,6 +22,7 @@ PARAMETERS = ("date", "organization")
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$census[?organization=Organization/x][&date=YYYY-MM-DD]."""
+    op_inputs.staff_only("$census")
     raw = op_inputs.read("$census", PARAMETERS)
     org = certification.organization_of(raw)
     with get_db().read() as conn:

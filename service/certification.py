@@ -100,6 +100,7 @@ def today_function(raw: dict[str, str], facts: program_data.Facts):
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$recertification-due[?organization=Organization/x][&date=YYYY-MM-DD]."""
+    op_inputs.staff_only("$recertification-due")
     raw = op_inputs.read("$recertification-due", PARAMETERS)
     org = organization_of(raw)
     with get_db().read() as conn:

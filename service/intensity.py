@@ -146,6 +146,7 @@ PARAMETERS = ("week", "start", "end")
 
 def operation(rid: str) -> Response:
     """GET or POST EpisodeOfCare/[id]/$hours[?week=YYYY-Www | start=&end=]."""
+    op_inputs.staff_only("$hours")
     raw = op_inputs.read("$hours", PARAMETERS)
     with get_db().read() as conn:
         episode = program_data.episode(conn, rid)

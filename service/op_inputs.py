@@ -10,13 +10,20 @@ from datetime import date
 
 from flask import request
 
-from . import wire
-from .errors import BadRequest
+from . import privacy, wire
+from .errors import BadRequest, Forbidden
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 VALUE_KEYS = ("valueString", "valueDate", "valueCode", "valueId")
 CONTROLS = ("_format", "_pretty")
+
+
+def staff_only(operation: str) -> None:
+    """The program's own staff tools: they sum attendance of patients whose records may be 42 CFR Part 2 labelled,
+    with no per-patient consent check, so an outside organization's client is refused (403)."""
+    if privacy.is_outside():
+        raise Forbidden(f"{operation} is for the program's own staff tools", code="forbidden")
 
 
 def read(operation: str, names: tuple[str, ...]) -> dict[str, str]:

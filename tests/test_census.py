@@ -79,3 +79,18 @@ def test_bad_input(client):
         assert resp.status_code == 400 and resp.get_json()["issue"][0]["expression"] == [where], query
     assert post(client, "EpisodeOfCare/$census", {"resourceType": "Bundle"}).status_code == 400
     assert 400 <= client.put("/fhir/EpisodeOfCare/$census", json={}).status_code < 500
+
+
+def test_staff_only(auth_client, auth_app):
+    """The three operations need EpisodeOfCare scopes and are the program's own: an outside organization's client
+    (a referring hospital) gets 403 even with the scopes; the program's client gets the figures."""
+    from auth_helpers import bearer, make_client
+
+    staff = bearer(auth_client, auth_app, *make_client(auth_app, "staff", "system/EpisodeOfCare.rs", internal=True))
+    hospital = bearer(auth_client, auth_app, *make_client(auth_app, "hospital", "system/EpisodeOfCare.rs",
+                                                            organization="Organization/hosp-org-lakeside"))
+    nothing = bearer(auth_client, auth_app, *make_client(auth_app, "no-scope", "system/Patient.r", internal=True))
+    for path in ("EpisodeOfCare/$census", "EpisodeOfCare/$recertification-due", "EpisodeOfCare/x/$hours"):
+        assert auth_client.get(f"/fhir/{path}", headers=hospital).status_code == 403, path
+        assert auth_client.get(f"/fhir/{path}", headers=nothing).status_code == 403, path
+        assert auth_client.get(f"/fhir/{path}", headers=staff).status_code in (200, 404), path
