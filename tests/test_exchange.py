@@ -49,3 +49,39 @@ def test_identifier_mode_lets_the_partner_keep_its_own_ids(client, app, peer):
     found = requests.get(f"{peer}/CarePlan", params={"identifier": f"http://localhost/fhir/CarePlan|{cp['id']}"}, timeout=5).json()
     assert [e["resource"]["title"] for e in found["entry"]] == ["v2"]
     assert found["entry"][0]["resource"]["id"] != cp["id"]
+
+
+def test_a_delete_is_sent_and_a_missing_copy_counts_as_deleted(client, app, peer):
+    put(client, "Endpoint/partner", endpoint(peer, push=["CarePlan"]))
+    pid = post(client, "Patient", patient()).get_json()["id"]
+    kept = post(client, "CarePlan", careplan(pid, "kept")).get_json()
+    gone = post(client, "CarePlan", careplan(pid, "gone")).get_json()
+    assert deliver(app) == {"delivered": 2}
+    assert client.delete(f"/fhir/CarePlan/{gone['id']}").status_code in (200, 204)
+    requests.delete(f"{peer}/CarePlan/{kept['id']}", timeout=5)  # the partner removed it already
+    assert client.delete(f"/fhir/CarePlan/{kept['id']}").status_code in (200, 204)
+    assert [r.kind for r in sync_rows(app, "pending")] == ["delete", "delete"]
+    assert deliver(app) == {"delivered": 2}
+    assert requests.get(f"{peer}/CarePlan/{gone['id']}", timeout=5).status_code in (404, 410)  # Medplum: 404
+
+
+def test_a_misconfigured_or_inactive_endpoint_gets_nothing_and_says_why(client, app, peer):
+    bad = endpoint(peer, push=["AuditEvent"])
+    assert put(client, "Endpoint/partner", bad).status_code == 201
+    no_direction = endpoint(peer, id="other")
+    no_direction["extension"].append({"url": "https://iop.example.org/fhir/StructureDefinition/endpoint-sync",
+                                      "extension": [{"url": "type", "valueCode": "CarePlan"}]})
+    assert put(client, "Endpoint/other", no_direction).status_code == 201
+    pid = post(client, "Patient", patient()).get_json()["id"]
+    post(client, "CarePlan", careplan(pid, "v1"))
+    assert sync_rows(app) == []
+    listed = app.test_cli_runner().invoke(args=["sync", "endpoints"]).output
+    assert "Endpoint/partner\tunusable: Endpoint/partner: https://iop.example.org/fhir/StructureDefinition/endpoint-sync type 'AuditEvent' cannot be synced" in listed
+    assert "Endpoint/other\tunusable: Endpoint/other: https://iop.example.org/fhir/StructureDefinition/endpoint-sync needs one direction" in listed
+    # an Endpoint switched off after a change was queued: the message is cancelled with the reason
+    good = endpoint(peer, push=["CarePlan"])
+    assert put(client, "Endpoint/partner", good).status_code == 200
+    post(client, "CarePlan", careplan(pid, "v2"))
+    assert put(client, "Endpoint/partner", dict(good, status="off")).status_code == 200
+    assert deliver(app) == {"cancelled": 1}
+    assert "Endpoint/partner is not active" in sync_rows(app, "cancelled")[0].last_error
