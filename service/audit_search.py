@@ -111,7 +111,8 @@ def search(args: list[tuple[str, str]]) -> Response:
     if summary == "count" or count == 0:
         return wire.respond(bundles.bundle("searchset", [], total=_total(where)))
     rows, more = _page(where, count, cursor)
-    total = len(rows) if cursor is None and not more else (_total(where) if total_mode == "accurate" else None)
+    complete = cursor is None and not more  # the first page holds every match: its length is the total, no COUNT
+    total = None if total_mode == "none" else len(rows) if complete else _total(where) if total_mode == "accurate" else None
     entries = [bundles.entry(f"{base}/AuditEvent/{r.seq}", audit_log.resource_text(r.seq, r.event), search_mode="match")
                for r in rows]
     return wire.respond(bundles.bundle("searchset", entries, total=total, links=_links(base, echo, cursor, rows, more)))

@@ -363,6 +363,7 @@ def test_paging_newest_first_with_next_links_and_no_duplicates(app, client):
     assert whats(first["entry"][0]["resource"]) == ["Patient/p24/_history/1"]
     assert client.get("/fhir/AuditEvent?subtype=read&_count=10&_total=accurate").get_json()["total"] == 25
     assert client.get("/fhir/AuditEvent?subtype=read&_count=100").get_json()["total"] == 25  # one complete page
+    assert "total" not in client.get("/fhir/AuditEvent?subtype=read&_count=100&_total=none").get_json()
     counted = client.get("/fhir/AuditEvent?subtype=read&_summary=count").get_json()
     assert (counted["type"], counted["total"], counted.get("entry")) == ("searchset", 25, None)
 
