@@ -142,14 +142,16 @@ def check(unit: Unit, session: Session, marks: list[Mark]) -> dict[str, dict]:
     """The enrollment of each marked patient; one 422 naming every part that cannot be recorded."""
     issues: list[Issue] = []
     issues += _times(unit, session, marks)
-    known = records.read_many(unit, [("", {"reference": m.patient}) for m in marks])
     roster = _roster(session)
+    found = _enrollments(unit, [m.patient for m in marks if m.patient in roster])
+    doubtful: list[tuple[str, object]] = [("", {"reference": m.patient}) for m in marks if m.patient not in found]
+    known = set(found) | set(records.read_many(unit, doubtful) if doubtful else ())  # an enrolled patient exists
     for m in marks:
         if m.patient not in known:
             issues.append(_issue(f"{m.patient} is not known on this server", m, "not-found"))
         elif m.patient not in roster:
             issues.append(_issue(f"{m.patient} is not on the roster of this session on {session.day}", m))
-    episodes = _episodes(unit, session, [m for m in marks if m.patient in known and m.patient in roster], issues)
+    episodes = _episodes(session, [m for m in marks if m.patient in known and m.patient in roster], found, issues)
     issues += _overlaps(unit, session, marks)
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
@@ -191,15 +193,18 @@ def span(session: Session, mark: Mark) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _episodes(unit: Unit, session: Session, marks: list[Mark], issues: list[Issue]) -> dict[str, dict]:
-    """Each patient's planned or active enrollment of this program covering the session day."""
-    if not marks:
-        return {}
-    query = f"patient={','.join(m.patient for m in marks)}&status=planned,active"
+def _enrollments(unit: Unit, patients: list[str]) -> dict[str, list[dict]]:
+    """The planned and active enrollments of these patients, by patient."""
     found: dict[str, list[dict]] = {}
-    for row in unit.find("EpisodeOfCare", query, limit=10_000):
-        episode = json.loads(row.content)
-        found.setdefault(records.ref_text(episode.get("patient")) or "", []).append(episode)
+    if patients:
+        for row in unit.find("EpisodeOfCare", f"patient={','.join(patients)}&status=planned,active", limit=10_000):
+            episode = json.loads(row.content)
+            found.setdefault(records.ref_text(episode.get("patient")) or "", []).append(episode)
+    return found
+
+
+def _episodes(session: Session, marks: list[Mark], found: dict[str, list[dict]], issues: list[Issue]) -> dict[str, dict]:
+    """Each patient's planned or active enrollment of this program covering the session day."""
     out = {}
     for m in marks:
         current = [e for e in found.get(m.patient, []) if _covers(e, session.day)]
