@@ -32,7 +32,7 @@ def operation(eid: str) -> Response:
         if stored is None or stored.deleted:
             raise NotFound(f"EpisodeOfCare/{eid} is not known")
         episode = json.loads(stored.content)
-        codes = ",".join(f"{LOINC}|{code}" for code in sorted(goals.MEASURES))
+        codes = ",".join(f"{LOINC}|{code}" for code in goals.SCORES)
         query = f"patient={records.ref_text(episode.get('patient'))}&code={codes}&status={','.join(goals.VALID)}"
         rows = search.find(conn, "Observation", query, wire.base_url(), MAX_SCORES)
     scores = sorted((obs for obs in (json.loads(r.content) for r in rows) if _in_episode(obs, episode)), key=goals.effective)
@@ -58,7 +58,7 @@ def parameters(eid: str, scores: list[dict]) -> dict:
     by_code: dict[str, list[dict]] = {}
     for obs in scores:
         if isinstance(obs.get("valueInteger"), int) and _when(obs):
-            by_code.setdefault(goals.measure_code(obs.get("code")), []).append(obs)
+            by_code.setdefault((goals.measure_code(obs.get("code")) or ("", ""))[1], []).append(obs)
     out = [{"name": "episode", "valueReference": {"reference": f"EpisodeOfCare/{eid}"}}]
     for code in sorted(c for c in by_code if c):
         out.append(_instrument(by_code[code]))

@@ -10,6 +10,7 @@ from outcome_helpers import amend, enrolled, gad7, phq9
 from helpers import created, example, post, put
 
 ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+MEASURE = "https://iop.example.org/fhir/CodeSystem/iop-measure"
 
 
 def goal(who: dict, code: str = "44261-6", detail: dict | None = None, status: str = "in-progress") -> dict:
@@ -128,3 +129,32 @@ def test_updated_goal_validates(client, who, validator_url, ig_validator_url):
     for url in (validator_url, ig_validator_url):
         issues = requests.post(f"{url}/validate", data=json.dumps(body), timeout=30).json()["issue"]
         assert not [i for i in issues if i["severity"] in ("error", "fatal")], issues
+
+
+def test_days_abstinent_and_attended_hours_goals(client, who):
+    """Local IOP measures: a Goal of 42 days abstinent (examples/Goal-iop-goal-1-abstinence.json) and 9 hours a week."""
+    body = example("Goal-iop-goal-1-abstinence.json")
+    del body["id"]
+    body.pop("addresses", None)
+    body["subject"] = body["expressedBy"] = {"reference": who["patient"]}
+    abstinent = created(post(client, "Goal", body))
+    hours = dict(body, target=[{"measure": {"coding": [{"system": MEASURE, "code": "attended-hours-week"}]},
+                                "detailQuantity": {"value": 9, "comparator": ">=", "unit": "h", "system": "http://unitsofmeasure.org",
+                                                   "code": "h"}}])
+    hours = created(post(client, "Goal", hours))
+
+    def measure(code: str, value: float, when: dict) -> None:
+        created(post(client, "Observation", {
+            "resourceType": "Observation", "status": "final", "code": {"coding": [{"system": MEASURE, "code": code}]},
+            "subject": {"reference": who["patient"]}, **when,
+            "valueQuantity": {"value": value, "unit": "d" if code == "days-abstinent" else "h",
+                              "system": "http://unitsofmeasure.org", "code": "d" if code == "days-abstinent" else "h"}}))
+
+    measure("days-abstinent", 20, {"effectiveDateTime": "2026-11-09"})
+    measure("days-abstinent", 27, {"effectiveDateTime": "2026-11-16"})
+    assert status_of(client, abstinent["id"]) == "improving"
+    measure("days-abstinent", 42, {"effectiveDateTime": "2026-11-30"})
+    assert status_of(client, abstinent["id"]) == "achieved"
+    measure("attended-hours-week", 7.5, {"effectivePeriod": {"start": "2026-11-02", "end": "2026-11-08"}})
+    measure("attended-hours-week", 6, {"effectivePeriod": {"start": "2026-11-09", "end": "2026-11-15"}})
+    assert status_of(client, hours["id"]) == "worsening" and status_of(client, abstinent["id"]) == "achieved"

@@ -6,6 +6,7 @@ a 422 naming the item: the instruments' published scoring needs every item, so t
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,7 +69,8 @@ class Instrument:
     @classmethod
     def load(cls, questionnaire: dict, rules: Rules) -> Instrument:
         items = {i["linkId"]: _item(i) for i in questionnaire.get("item", [])}
-        return cls(questionnaire["url"], questionnaire["id"], questionnaire.get("name", questionnaire["id"]), items, rules)
+        short = re.search(r"\(([^()]+)\)\s*$", questionnaire.get("title", ""))  # "... (PHQ-9)" -> PHQ-9
+        return cls(questionnaire["url"], questionnaire["id"], short.group(1) if short else questionnaire["id"], items, rules)
 
     def enabled(self, item: Item, given: dict[str, Option]) -> bool:
         return all(q in given and given[q].code == code for q, code in item.enable_when)

@@ -1,7 +1,8 @@
 """Goal achievement follows the measured scores (HL7 goal-achievement codes), never what was typed.
 
-Whenever a score Observation is written (scored from a response or posted directly), the patient's active Goals whose
-target.measure is that score's LOINC code get the achievementStatus its two latest scores give:
+Whenever a measurement is written (an instrument total scored from a response or posted directly, or a local IOP
+measure such as days abstinent or weekly attended hours, valueInteger or valueQuantity), the patient's active Goals
+whose target.measure is that code get the achievementStatus its two latest values give:
 - latest meets the target: `achieved`, or `sustaining` when the score before it met it too;
 - otherwise, against the score before: `improving` (closer to the target), `worsening` (further), `no-change`;
   with a single score: `in-progress`.
@@ -19,7 +20,10 @@ ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
 DISPLAYS = {"in-progress": "In Progress", "improving": "Improving", "worsening": "Worsening", "no-change": "No Change",
             "achieved": "Achieved", "sustaining": "Sustaining"}
 LOINC = "http://loinc.org"
-MEASURES = frozenset({"44261-6", "70274-6", "75626-2", "101698-9"})  # integer totals a Goal can target
+SCORES = ("44261-6", "70274-6", "75626-2", "101698-9")  # the instruments' integer totals (LOINC)
+IOP_MEASURE = f"{records.CS}/iop-measure"  # local measures with no LOINC code (days abstinent, attended hours ...)
+MEASURES = frozenset({(LOINC, c) for c in SCORES} | {(IOP_MEASURE, c) for c in (
+    "days-abstinent", "attended-hours-week", "mutual-support-meetings-week", "coping-strategy-uses-week")})
 OPEN = "active,accepted"  # lifecycle states whose achievement still moves
 VALID = ("final", "amended", "corrected")
 COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
@@ -55,16 +59,16 @@ def on_goal(unit: Unit, change: Change) -> None:
             return
 
 
-def latest_scores(unit: Unit, patient: str, code: str) -> list[tuple[float, str]]:
+def latest_scores(unit: Unit, patient: str, code: tuple[str, str]) -> list[tuple[float, str]]:
     """(score, Observation id) of the patient's two latest valid scores with this code by effective date, latest first
     (a late entry of an older score does not count as the latest)."""
     stored = lookups.of_patient(unit, patient.split("/", 1)[1], ("Observation",))["Observation"]
     return _latest(_current(unit, "Observation", stored), patient, code)
 
 
-def _latest(observations: list[dict], patient: str, code: str) -> list[tuple[float, str]]:
-    scored = [(effective(obs), float(obs["valueInteger"]), obs["id"]) for obs in observations
-              if _is_score(obs, patient, code) and isinstance(obs.get("valueInteger"), int)]
+def _latest(observations: list[dict], patient: str, code: tuple[str, str]) -> list[tuple[float, str]]:
+    scored = [(effective(obs), value, obs["id"]) for obs in observations
+              if _is_score(obs, patient, code) and (value := measured(obs)) is not None]
     return [(value, rid) for _, value, rid in sorted(scored, reverse=True)[:2]]
 
 
@@ -79,7 +83,7 @@ def _current(unit: Unit, rtype: str, stored: list[dict]) -> list[dict]:
     return list(found.values())
 
 
-def _is_score(obs: dict, patient: str, code: str) -> bool:
+def _is_score(obs: dict, patient: str, code: tuple[str, str]) -> bool:
     return records.ref_text(obs.get("subject")) == patient and measure_code(obs.get("code")) == code and obs.get("status") in VALID
 
 
@@ -105,7 +109,7 @@ def achievement(target: dict, scores: list[tuple[float, str]]) -> str | None:
     return "improving" if latest < before else "worsening" if latest > before else "no-change"
 
 
-def _follow(unit: Unit, goal: dict, code: str, scores: list[tuple[float, str]]) -> None:
+def _follow(unit: Unit, goal: dict, code: tuple[str, str], scores: list[tuple[float, str]]) -> None:
     status = achievement(_target(goal, code), scores)
     if status is None or (ACHIEVEMENT, status) in records.codes(goal.get("achievementStatus")):
         return
@@ -130,11 +134,20 @@ def _distance(target: dict, value: float) -> float | None:
     return None
 
 
-def measure_code(concept: object) -> str | None:
-    return next((code for system, code in records.codes(concept) if system == LOINC and code in MEASURES), None)
+def measure_code(concept: object) -> tuple[str, str] | None:
+    """(system, code) of a measure goals can target, from a CodeableConcept."""
+    return next((pair for pair in sorted(records.codes(concept), key=str) if pair in MEASURES), None)
 
 
-def _target(goal: dict, code: str) -> dict | None:
+def measured(obs: dict) -> float | None:
+    """An Observation's numeric value: valueInteger, or valueQuantity.value (hours, days)."""
+    if isinstance(obs.get("valueInteger"), int) and not isinstance(obs.get("valueInteger"), bool):
+        return float(obs["valueInteger"])
+    value = (obs.get("valueQuantity") or {}).get("value")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _target(goal: dict, code: tuple[str, str]) -> dict | None:
     return next((t for t in goal.get("target", []) if measure_code(t.get("measure")) == code), None)
 
 
