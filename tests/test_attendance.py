@@ -316,3 +316,26 @@ def test_a_virtual_group_meets_in_the_virtual_class(evening):
     store(evening, body)
     record(evening, session(evening)["id"], mark("p1"))
     assert {e["class"]["code"] for e in encounters(evening, session(evening)["id"]).values()} == {"VR"}
+
+
+def test_two_overlapping_sessions_recorded_at_once_for_one_patient(evening, app):
+    """The group session and an individual session at the same time, recorded concurrently: one of them is refused."""
+    import threading
+
+    alone = individual(evening, "p1", "18512000", "Individual psychotherapy (regime/therapy)", f"{WED}T19:00:00-06:00")
+    clients = [app.test_client(), app.test_client()]
+    jobs = [(session(evening)["id"], mark("p1")), (alone["id"], mark("p1"))]
+    start, statuses = threading.Barrier(2), []
+
+    def run(client, appt_id, one):
+        start.wait()
+        statuses.append(record(client, appt_id, one).status_code)
+
+    threads = [threading.Thread(target=run, args=(c, *job)) for c, job in zip(clients, jobs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 422]
+    attended = search(evening, "Encounter?patient=Patient/p1&status=finished")
+    assert len(attended) == 1

@@ -9,9 +9,12 @@ recording twice changes nothing and a new state for one patient corrects that pa
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from sqlalchemy import text
 
 from .. import dates, interactions
 from ..errors import Issue, NotFound, Unprocessable
@@ -152,6 +155,7 @@ def check(unit: Unit, session: Session, marks: list[Mark]) -> dict[str, dict]:
         elif m.patient not in roster:
             issues.append(_issue(f"{m.patient} is not on the roster of this session on {session.day}", m))
     episodes = _episodes(session, [m for m in marks if m.patient in known and m.patient in roster], found, issues)
+    _lock_patients(unit, [m.patient for m in marks if m.state in PRESENT])
     issues += _overlaps(unit, session, marks)
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
@@ -227,6 +231,17 @@ def _covers(episode: dict, day: date) -> bool:
     period = episode.get("period") or {}
     iso = day.isoformat()
     return (period.get("start") or iso)[:10] <= iso <= (period.get("end") or iso)[:10]
+
+
+def _lock_patients(unit: Unit, patients: list[str]) -> None:
+    """Hold, until commit, each present patient's attendance (PostgreSQL), so that two sessions recorded at once for
+    the same patient cannot both pass the overlap check; in one statement, in key order (no deadlock)."""
+    if not patients or unit.conn.dialect.name != "postgresql":
+        return
+    keys = sorted(int.from_bytes(hashlib.blake2b(f"attendance:{p}".encode(), digest_size=8).digest(), "big", signed=True)
+                  for p in patients)
+    unit.conn.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) s"),
+                      {"keys": keys})
 
 
 def _overlaps(unit: Unit, session: Session, marks: list[Mark]) -> list[Issue]:
