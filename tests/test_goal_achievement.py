@@ -158,3 +158,20 @@ def test_days_abstinent_and_attended_hours_goals(client, who):
     measure("attended-hours-week", 7.5, {"effectivePeriod": {"start": "2026-11-02", "end": "2026-11-08"}})
     measure("attended-hours-week", 6, {"effectivePeriod": {"start": "2026-11-09", "end": "2026-11-15"}})
     assert status_of(client, hours["id"]) == "worsening" and status_of(client, abstinent["id"]) == "achieved"
+
+
+def test_one_transaction_for_two_patients_moves_only_each_ones_goal(client, who):
+    """Goals and scores of two patients written together: each goal follows its own patient's scores."""
+    other = dict(enrolled(client, family="Other"), client=client)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": []}
+    for person in (who, other):
+        body = example("Goal-iop-goal-1-phq9.json")
+        del body["id"], body["addresses"]
+        body["subject"] = body["expressedBy"] = {"reference": person["patient"]}
+        bundle["entry"].append({"resource": body, "request": {"method": "POST", "url": "Goal"}})
+    bundle["entry"].append({"resource": phq9([1] * 9, who), "request": {"method": "POST", "url": "QuestionnaireResponse"}})
+    bundle["entry"].append({"resource": phq9([3] * 8 + [0], other), "request": {"method": "POST", "url": "QuestionnaireResponse"}})
+    resp = client.post("/fhir", data=json.dumps(bundle), headers={"Content-Type": "application/fhir+json"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    ids = [e["response"]["location"].split("/")[1] for e in resp.get_json()["entry"][:2]]
+    assert status_of(client, ids[0]) == "achieved" and status_of(client, ids[1]) == "in-progress"

@@ -29,7 +29,7 @@ def of_response(unit: Unit, response: dict) -> dict:
                             code="required", expression="QuestionnaireResponse.subject")
     if (ext := named(response)) is not None:
         where = f"QuestionnaireResponse.extension[{ext[0]}].valueReference"
-        return _check(_require(unit, ext[1], where), patient, where)
+        return _check(_own(unit, patient, ext[1]) or _require(unit, ext[1], where), patient, where)
     if response.get("encounter"):
         encounter = _require(unit, response["encounter"], "QuestionnaireResponse.encounter")
         _same_patient(encounter.get("subject"), patient, "QuestionnaireResponse.encounter")
@@ -51,8 +51,15 @@ def _same_patient(reference: object, patient: str, where: str) -> None:
                             f"subject {patient}", code="business-rule", expression=where)
 
 
+def _own(unit: Unit, patient: str, reference: object) -> dict | None:
+    """The referenced episode when it is one of the patient's (read with the patient's goals and scores, one query)."""
+    episodes = lookups.current(unit, "EpisodeOfCare", lookups.patient_records(unit, patient.split("/", 1)[1])["EpisodeOfCare"])
+    return next((e for e in episodes if f"EpisodeOfCare/{e['id']}" == records.ref_text(reference)), None)
+
+
 def _sole_active(unit: Unit, patient: str) -> dict:
-    rows = lookups.find(unit, "EpisodeOfCare", f"patient={patient}&status=active", 2)
+    episodes = lookups.current(unit, "EpisodeOfCare", lookups.patient_records(unit, patient.split("/", 1)[1])["EpisodeOfCare"])
+    rows = [e for e in episodes if e.get("status") == "active" and records.ref_text(e.get("patient")) == patient]
     if len(rows) != 1:
         found = "no active episode" if not rows else "more than one active episode"
         raise Unprocessable(f"{patient} has {found}: name the episode with the extension {EPISODE_EXTENSION} "

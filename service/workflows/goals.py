@@ -36,10 +36,11 @@ def on_score(unit: Unit, change: Change) -> None:
     patient = records.ref_text(obs.get("subject")) if code else None
     if not patient or not patient.startswith("Patient/"):
         return
-    stored = lookups.of_patient(unit, patient.split("/", 1)[1], ("Goal", "Observation"))  # one query for both
-    goals = [g for g in _current(unit, "Goal", stored["Goal"]) if g.get("lifecycleStatus") in OPEN.split(",") and _target(g, code)]
+    stored = lookups.patient_records(unit, patient.split("/", 1)[1])  # one query, shared with the scorer
+    goals = [g for g in lookups.current(unit, "Goal", stored["Goal"])  # the unit's own Goals may be anyone's
+             if records.ref_text(g.get("subject")) == patient and g.get("lifecycleStatus") in OPEN.split(",") and _target(g, code)]
     if goals:
-        scores = _latest(_current(unit, "Observation", stored["Observation"]), patient, code)
+        scores = _latest(lookups.current(unit, "Observation", stored["Observation"]), patient, code)
         for goal in goals:
             _follow(unit, goal, code, scores)
 
@@ -62,25 +63,14 @@ def on_goal(unit: Unit, change: Change) -> None:
 def latest_scores(unit: Unit, patient: str, code: tuple[str, str]) -> list[tuple[float, str]]:
     """(score, Observation id) of the patient's two latest valid scores with this code by effective date, latest first
     (a late entry of an older score does not count as the latest)."""
-    stored = lookups.of_patient(unit, patient.split("/", 1)[1], ("Observation",))["Observation"]
-    return _latest(_current(unit, "Observation", stored), patient, code)
+    stored = lookups.patient_records(unit, patient.split("/", 1)[1])["Observation"]
+    return _latest(lookups.current(unit, "Observation", stored), patient, code)
 
 
 def _latest(observations: list[dict], patient: str, code: tuple[str, str]) -> list[tuple[float, str]]:
     scored = [(effective(obs), value, obs["id"]) for obs in observations
               if _is_score(obs, patient, code) and (value := measured(obs)) is not None]
     return [(value, rid) for _, value, rid in sorted(scored, reverse=True)[:2]]
-
-
-def _current(unit: Unit, rtype: str, stored: list[dict]) -> list[dict]:
-    """Stored resources of a type with the unit's own writes of that type laid over them (latest version wins)."""
-    found = {r["id"]: r for r in stored}
-    for version in records.written(unit).values():
-        if version.type == rtype:
-            found.pop(version.id, None)
-            if (content := records.parsed(version)) is not None:
-                found[version.id] = content
-    return list(found.values())
 
 
 def _is_score(obs: dict, patient: str, code: tuple[str, str]) -> bool:

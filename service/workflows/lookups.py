@@ -51,3 +51,26 @@ def of_patient(unit: Unit, patient_id: str, types: tuple[str, ...]) -> dict[str,
     for rtype, content in rows:
         out[rtype].append(json.loads(content))
     return out
+
+
+SNAPSHOT_TYPES = ("EpisodeOfCare", "Goal", "Observation")
+
+
+def patient_records(unit: Unit, patient_id: str) -> dict[str, list[dict]]:
+    """of_patient() for the episodes, goals and observations of a patient, read once per unit: the scorer and the goal
+    workflow share it (one round trip per scored response). Stored state only: lay the unit's writes over it."""
+    cache = records.memo(unit).setdefault("patient_records", {})
+    if patient_id not in cache:
+        cache[patient_id] = of_patient(unit, patient_id, SNAPSHOT_TYPES)
+    return cache[patient_id]
+
+
+def current(unit: Unit, rtype: str, stored: list[dict]) -> list[dict]:
+    """Stored resources of a type with the unit's own writes of that type laid over them (latest version wins)."""
+    found = {r["id"]: r for r in stored}
+    for version in records.written(unit).values():
+        if version.type == rtype:
+            found.pop(version.id, None)
+            if (content := records.parsed(version)) is not None:
+                found[version.id] = content
+    return list(found.values())
