@@ -22,14 +22,13 @@ from sqlalchemy import Connection
 from . import conformance, dates, ops, privacy, search, wire
 from .db import get_db
 from .errors import Forbidden
-from .op_input import read
+from .op_input import linked, read
 from .workflows import medications
 
 DEFINITION = f"{conformance.CANONICAL}/OperationDefinition/MedicationRequest-due"
 ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
 OTHER_SETTINGS = {"inpatient", "discharge"}
 MAX_ORDERS = 5000
-CHUNK = 100
 SUPPLY_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365}
 
 
@@ -60,8 +59,8 @@ def worklist(conn: Connection, base_url: str, as_of: date, days: int, patient: s
     orders = [o for o in (json.loads(r.content) for r in search.find(conn, "MedicationRequest", query, base_url, MAX_ORDERS))
               if is_program_order(o)]
     refs = [f"MedicationRequest/{o['id']}" for o in orders]
-    given = latest(conn, base_url, "MedicationAdministration", "request", refs, _administered_at)
-    filled = latest(conn, base_url, "MedicationDispense", "prescription", refs, lambda d: d.get("whenHandedOver"))
+    given = latest(conn, "MedicationAdministration", "request", refs, _administered_at)
+    filled = latest(conn, "MedicationDispense", "prescription", refs, lambda d: d.get("whenHandedOver"))
     until = as_of + timedelta(days=days)
     items = [item for o in orders if (item := next_due(o, given, filled)) is not None and item.due <= until]
     return sorted(items, key=lambda i: (i.due, i.order["id"]))
@@ -102,18 +101,16 @@ def _supply_days(order: dict) -> float | None:
     return value * per if isinstance(value, (int, float)) and value > 0 and per else None
 
 
-def latest(conn: Connection, base_url: str, rtype: str, param: str, refs: list[str], when) -> dict[str, str]:
+def latest(conn: Connection, rtype: str, param: str, refs: list[str], when) -> dict[str, str]:
     """The latest completed event (administration or dispense) per order: order reference -> its date."""
     out: dict[str, str] = {}
+    wanted = set(refs)
     name = "request" if rtype == "MedicationAdministration" else "authorizingPrescription"
-    for start in range(0, len(refs), CHUNK):
-        query = f"{param}={','.join(refs[start:start + CHUNK])}&status=completed"
-        for row in search.find(conn, rtype, query, base_url, limit=CHUNK * 50):
-            event = json.loads(row.content)
-            at = when(event)
-            for ref in _refs(event.get(name)):
-                if at and (ref not in out or _day(at) > _day(out[ref])):
-                    out[ref] = at
+    for event in linked(conn, rtype, param, "MedicationRequest", [r.split("/", 1)[1] for r in refs]):
+        at = when(event)
+        for ref in _refs(event.get(name)) if event.get("status") == "completed" and at else []:
+            if ref in wanted and (ref not in out or _day(at) > _day(out[ref])):
+                out[ref] = at
     return out
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from . import conformance, dates, ops, privacy, search, wire
 from .db import get_db
 from .errors import BadRequest, Forbidden, NotFound
-from .op_input import read
+from .op_input import linked, read
 from .workflows import records
 
 DEFINITION = f"{conformance.CANONICAL}/OperationDefinition/EpisodeOfCare-program-outcomes"
@@ -31,8 +31,8 @@ POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 PHQ9, GAD7 = "44261-6", "70274-6"
-CHUNK = 200
 MAX = 20000
+FINAL = ("final", "amended", "corrected")
 NOT_ADMITTED = ("cancelled", "entered-in-error", "waitlist", "planned")
 
 
@@ -91,51 +91,46 @@ def _admitted(episode: dict) -> bool:
     return episode.get("status") == "finished" or any(h.get("status") == "active" for h in episode.get("statusHistory", []))
 
 
-def _chunks(values: list[str]):
-    for start in range(0, len(values), CHUNK):
-        yield values[start:start + CHUNK]
+def _ids(refs: list[str]) -> list[str]:
+    return [r.split("/", 1)[1] for r in refs if "/" in r]
 
 
-def add_attendance(conn: Connection, base_url: str, found: list[Stay]) -> None:
+def add_attendance(conn: Connection, found: list[Stay]) -> None:
     by_episode = {f"EpisodeOfCare/{s.episode['id']}": s for s in found}
-    for part in _chunks(sorted(by_episode)):
-        query = f"episode-of-care={','.join(part)}&status=finished,cancelled"
-        for enc in (json.loads(r.content) for r in search.find(conn, "Encounter", query, base_url, MAX)):
-            if "session-cancelled" in records.extension_codes(enc, "attendance-status"):
-                continue
-            for ref in enc.get("episodeOfCare", []):
-                stay = by_episode.get(records.ref_text(ref) or "")
-                if stay is not None:
-                    stay.scheduled += 1
-                    stay.attended += enc.get("status") == "finished"
+    for enc in linked(conn, "Encounter", "episode-of-care", "EpisodeOfCare", _ids(list(by_episode))):
+        if enc.get("status") not in ("finished", "cancelled") or "session-cancelled" in records.extension_codes(enc, "attendance-status"):
+            continue
+        for ref in enc.get("episodeOfCare", []):
+            stay = by_episode.get(records.ref_text(ref) or "")
+            if stay is not None:
+                stay.scheduled += 1
+                stay.attended += enc.get("status") == "finished"
 
 
-def add_scores(conn: Connection, base_url: str, found: list[Stay]) -> None:
+def add_scores(conn: Connection, found: list[Stay]) -> None:
     """Final PHQ-9 and GAD-7 totals of each patient, kept on the stays whose dates hold them."""
-    patients = sorted({s.patient for s in found if s.patient})
-    for part in _chunks(patients):
-        query = f"subject={','.join(part)}&code={LOINC}|{PHQ9},{LOINC}|{GAD7}&status=final,amended,corrected"
-        for obs in (json.loads(r.content) for r in search.find(conn, "Observation", query, base_url, MAX)):
-            when, value = obs.get("effectiveDateTime") or (obs.get("effectivePeriod") or {}).get("start"), _score(obs)
-            code = next((c for s, c in records.codes(obs.get("code")) if s == LOINC and c in (PHQ9, GAD7)), None)
-            if not when or value is None or code is None:
-                continue
-            for stay in found:
-                if stay.patient == records.ref_text(obs.get("subject")) and stay.start and stay.start <= _day(when) <= stay.end:
-                    stay.scores.setdefault(code, []).append((when, value))
+    by_patient: dict[str, list[Stay]] = {}
+    for stay in found:
+        by_patient.setdefault(stay.patient, []).append(stay)
+    for obs in linked(conn, "Observation", "subject", "Patient", _ids(list(by_patient))):
+        when, value = obs.get("effectiveDateTime") or (obs.get("effectivePeriod") or {}).get("start"), _score(obs)
+        code = next((c for s, c in records.codes(obs.get("code")) if s == LOINC and c in (PHQ9, GAD7)), None)
+        if not when or value is None or code is None or obs.get("status") not in FINAL:
+            continue
+        for stay in by_patient.get(records.ref_text(obs.get("subject")) or "", []):
+            if stay.start and stay.start <= (_day(when) or date.min) <= stay.end:
+                stay.scores.setdefault(code, []).append((when, value))
 
 
-def add_readmissions(conn: Connection, base_url: str, found: list[Stay]) -> None:
-    patients = sorted({s.patient for s in found if s.patient})
-    for part in _chunks(patients):
-        rows = search.find(conn, "EpisodeOfCare", f"patient={','.join(part)}", base_url, MAX)
-        later = [json.loads(r.content) for r in rows]
-        for stay in found:
-            gaps = [(start - stay.end).days for e in later
-                    if e["id"] != stay.episode["id"] and records.ref_text(e.get("patient")) == stay.patient
-                    and e.get("status") not in NOT_ADMITTED and (start := _day((e.get("period") or {}).get("start")))
-                    and start > stay.end]
-            stay.readmitted_after = min(gaps) if gaps else stay.readmitted_after
+def add_readmissions(conn: Connection, found: list[Stay]) -> None:
+    later: dict[str, list[dict]] = {}
+    for episode in linked(conn, "EpisodeOfCare", "patient", "Patient", _ids([s.patient for s in found])):
+        later.setdefault(records.ref_text(episode.get("patient")) or "", []).append(episode)
+    for stay in found:
+        gaps = [(start - stay.end).days for e in later.get(stay.patient, [])
+                if e["id"] != stay.episode["id"] and e.get("status") not in NOT_ADMITTED
+                and (start := _day((e.get("period") or {}).get("start"))) and start > stay.end]
+        stay.readmitted_after = min(gaps) if gaps else None
 
 
 def _score(obs: dict) -> float | None:
@@ -150,9 +145,9 @@ def _day(text: object) -> date | None:
 # ------------------------------------------------------------------------------- the report
 def measure_report(conn: Connection, base_url: str, owner: str, low: date, high: date, today: date) -> dict:
     found = stays(conn, base_url, owner, low, high)
-    add_attendance(conn, base_url, found)
-    add_scores(conn, base_url, found)
-    add_readmissions(conn, base_url, found)
+    add_attendance(conn, found)
+    add_scores(conn, found)
+    add_readmissions(conn, found)
     done = [s for s in found if s.finished]
     groups = [
         share("completion-rate", "Completion rate", len(found), [s.finished for s in found]),
