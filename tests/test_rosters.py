@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from sessions_helpers import GROUP, ORG, enroll, episode, group, member, store
 
 TRACK = "iop-hs-adult-evening"  # seat capacity 12; the evening group's track-service
