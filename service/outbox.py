@@ -1,12 +1,14 @@
 """The durable outbox: side effects written as rows in the unit's transaction, delivered after commit by a worker.
 
-Delivery is at least once. A worker claims one due row at a time (PostgreSQL: `FOR UPDATE SKIP
-LOCKED`, so several workers share the queue; SQLite serialises claims through its write lock): the
-claim counts an attempt and leases the row by moving `next_attempt_at` past the longest possible
-delivery. If the worker dies before recording the result, the lease runs out and the row is claimed
-again. Results are recorded fenced by the attempt number, so a worker whose lease ran out cannot
-overwrite a newer attempt's result. Rows that share an `ordering_key` are delivered one after the
-other in `pk` order; a dead row no longer holds back the rows behind it (docs/subscriptions.md).
+Delivery is at least once. A worker leases a batch of due rows in one statement (PostgreSQL: `FOR UPDATE
+SKIP LOCKED`, so several workers share the queue; SQLite serialises claims through its write lock) by moving
+their `next_attempt_at` past the longest possible delivery; just before it sends one, it counts the attempt and
+renews that row's lease (`start`, one round trip). If the worker dies before recording the result, the lease runs
+out and the row is claimed again; a row leased but never started is not counted as tried. The batch's results are
+recorded in one transaction (one UPDATE on PostgreSQL), fenced by the attempt number, so a worker whose lease ran
+out cannot overwrite a newer attempt's result. A batch holds at most one row per `ordering_key` (the oldest
+pending one), so rows that share it are delivered one after the other in `pk` order; a dead row no longer holds
+back the rows behind it (docs/subscriptions.md).
 
 Retryable failures (connection error, timeout, 5xx, 408, 429) are retried with exponential backoff
 and full jitter, at least Retry-After, at most IOP_OUTBOX_MAX_BACKOFF_SECONDS; other 4xx answers, and
@@ -15,20 +17,22 @@ https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/ and RF
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
 from flask import Flask
-from sqlalchemy import Connection, Table, exists, select, update
+from sqlalchemy import Connection, Table, exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -44,6 +48,8 @@ STATUSES = (PENDING, DELIVERED, DEAD, CANCELLED, HELD)
 CONNECT_TIMEOUT = 3.05  # seconds; a little over a multiple of 3 s, the TCP retransmission window (requests' advice)
 MAX_TIMEOUT = 60  # the longest read timeout a channel may ask for
 LEASE_MARGIN = 30  # seconds a claim outlives the longest possible delivery
+CLAIM_BATCH = 50  # rows leased by one statement (at most one per ordering_key)
+BATCH_SECONDS = 2.0  # a batch starts no new send after this; its rest goes back to the queue (a slow receiver)
 MAX_RESPONSE_BYTES = 65536  # of an error response kept for the message's last_error
 FHIR_JSON = "application/fhir+json"
 
@@ -100,12 +106,13 @@ class Outcome:
 class Channel:
     """A kind of destination: `destination` resolves a row (or says why it is cancelled), `after` acts on a
     result in the same transaction that records it, `due` queues periodic rows (heartbeats) before a round.
-    `attempt`, when given, replaces the plain send of one claimed message (a channel that reads before it writes)."""
+    `attempt`, when given, replaces the plain send of one started message (a channel that reads before it writes);
+    its last argument is a dict shared by the round's attempts, for what it reads once per round."""
 
     destination: Callable[[Connection, Message], Destination | str]
     after: Callable[[interactions.Unit, Message, Outcome], None]
     due: Callable[[Database, datetime, interactions.Options], None]
-    attempt: Callable[[Database, requests.Session, Message, dict, datetime], Outcome] | None = None
+    attempt: Callable[[Database, requests.Session, Message, dict, datetime, dict], Outcome] | None = None
 
 
 def channels() -> dict[str, Channel]:
@@ -145,43 +152,134 @@ def lease(settings: dict) -> timedelta:
     return timedelta(seconds=CONNECT_TIMEOUT + max(settings["OUTBOX_TIMEOUT_SECONDS"], MAX_TIMEOUT) + LEASE_MARGIN)
 
 
-def claim(db: Database, now: datetime, lease_for: timedelta, skip: Collection[int] = ()) -> Message | None:
-    """Claim the oldest due row (not in `skip`) that no earlier pending row with its ordering_key holds back (one attempt).
+def lease_due(db: Database, now: datetime, lease_for: timedelta, limit: int, skip: Collection[int] = ()) -> list[Message]:
+    """Lease up to `limit` due rows (not in `skip`), oldest first, each the first pending row of its ordering_key.
 
-    One UPDATE … WHERE pk = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING statement. On PostgreSQL its commit does not
-    wait for the WAL flush (synchronous_commit off for this transaction only): a claim lost in a database crash only
-    means the row is claimed again, which at-least-once delivery allows; results are recorded durably (`record`).
+    One UPDATE … WHERE pk IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING statement, so several workers
+    share the queue; a row stays pending while leased, so the rows behind it (same ordering_key) wait. Every row
+    of the batch gets the same `next_attempt_at` (now + lease_for): the token `start` checks. No attempt is
+    counted here: `start` counts it just before the row is sent, so a row leased but never sent (its worker died
+    first) is not treated as a redelivery. On PostgreSQL the commit does not wait for the WAL flush
+    (synchronous_commit off for this transaction only): a lease lost in a database crash only means the row is
+    leased again.
     """
     M, C, E = outbox_message, outbox_message.alias("candidate"), outbox_message.alias("earlier")
     earlier = select(E.c.pk).where(E.c.ordering_key == C.c.ordering_key, E.c.status == PENDING, E.c.pk < C.c.pk)
-    pick = select(C.c.pk).where(C.c.status == PENDING, C.c.next_attempt_at <= now, ~exists(earlier)).order_by(C.c.pk).limit(1)
+    pick = select(C.c.pk).where(C.c.status == PENDING, C.c.next_attempt_at <= now, ~exists(earlier)).order_by(C.c.pk).limit(limit)
     if skip:
         pick = pick.where(C.c.pk.not_in(list(skip)))
     if db.dialect == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    stmt = (update(M).where(M.c.pk == pick.scalar_subquery(), M.c.status == PENDING)
-            .values(attempts=M.c.attempts + 1, next_attempt_at=now + lease_for).returning(*M.c))
+    picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")  # evaluated once, whatever the plan
+    stmt = (update(M).where(M.c.pk.in_(select(picked.c.pk)), M.c.status == PENDING)
+            .values(next_attempt_at=now + lease_for).returning(*M.c))
     with db.write() as conn:
         if db.dialect == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        found = conn.execute(stmt).first()
-    return Message(**found._mapping) if found is not None else None
+        found = conn.execute(stmt).all()
+    return sorted((Message(**r._mapping) for r in found), key=lambda m: m.pk)
+
+
+def start(conn: Connection, msg: Message, now: datetime, lease_for: timedelta) -> Message | None:
+    """Count one attempt of a leased row just before it is sent and renew its lease from now; None when the lease
+    was lost (it ran out and another worker leased the row, or the row is no longer pending).
+
+    The counted attempt is what makes a later claim of the row a redelivery (a channel may then read before it
+    writes) and what `record` is fenced by."""
+    M = outbox_message
+    renewed = now + lease_for
+    stmt = (update(M).where(M.c.pk == msg.pk, M.c.status == PENDING, M.c.attempts == msg.attempts,
+                            M.c.next_attempt_at == msg.next_attempt_at)
+            .values(attempts=M.c.attempts + 1, next_attempt_at=renewed))
+    if conn.execute(stmt).rowcount != 1:
+        return None
+    return dataclasses.replace(msg, attempts=msg.attempts + 1, next_attempt_at=renewed)
+
+
+@contextlib.contextmanager
+def starting(db: Database) -> Iterator[Callable[[Message, datetime, timedelta], Message | None]]:
+    """`start` for a round: on PostgreSQL one connection in autocommit whose commits do not wait for the WAL flush
+    (each start is one round trip; a start lost in a database crash is the lost claim of `lease_due`); on SQLite a
+    write transaction per start (its write lock)."""
+    if db.dialect != "postgresql":
+        def start_one(msg: Message, now: datetime, lease_for: timedelta) -> Message | None:
+            with db.write() as conn:
+                return start(conn, msg, now, lease_for)
+        yield start_one
+        return
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("SET synchronous_commit TO OFF")
+        try:
+            yield lambda msg, now, lease_for: start(conn, msg, now, lease_for)
+        finally:
+            conn.exec_driver_sql("RESET synchronous_commit")
+
+
+def claim(db: Database, now: datetime, lease_for: timedelta, skip: Collection[int] = ()) -> Message | None:
+    """Lease and start the oldest due row (not in `skip`): one attempt counted, as a worker does just before sending."""
+    with starting(db) as start_one:
+        for msg in lease_due(db, now, lease_for, 1, skip):
+            return start_one(msg, now, lease_for)
+    return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A started message, what became of it and when the attempt ended."""
+
+    msg: Message
+    outcome: Outcome
+    at: datetime
 
 
 def record(db: Database, msg: Message, outcome: Outcome, options: interactions.Options, now: datetime) -> bool:
-    """Store an attempt's outcome and let the channel act on it, in one transaction; False when the claim was lost."""
-    channel = channels().get(msg.channel)
-    recorded: list[bool] = []
+    """Store one attempt's outcome (see `record_all`); False when the claim was lost."""
+    return bool(record_all(db, [Result(msg, outcome, now)], options))
+
+
+def record_all(db: Database, results: list[Result], options: interactions.Options,
+               unstarted: Collection[Message] = (), now: datetime | None = None) -> list[Result]:
+    """Store a batch's outcomes and let each channel act on them, in one transaction; returns the results recorded
+    (a result whose claim was lost, fenced by the attempt number, is not). Leased rows that were not started go
+    back to the queue, due at `now`."""
+    chans = channels()
+    recorded: list[Result] = []
 
     def work(unit: interactions.Unit) -> None:
-        recorded.clear()
-        if _mark(unit.conn, msg, outcome, now):
-            recorded.append(True)
+        recorded[:] = _mark_all(unit.conn, results)
+        _release(unit.conn, unstarted, now or unit.now)
+        for r in recorded:
+            channel = chans.get(r.msg.channel)
             if channel:
-                channel.after(unit, msg, outcome)
+                channel.after(unit, r.msg, r.outcome)
 
-    interactions.run(db, work, dataclasses.replace(options, server_write=True))
-    return bool(recorded)
+    if results or unstarted:
+        interactions.run(db, work, dataclasses.replace(options, server_write=True))
+    return recorded
+
+
+_MARK_PG = text("""
+UPDATE outbox_message AS m SET status = v.status, last_error = coalesce(v.error, m.last_error),
+       delivered_at = coalesce(v.delivered_at, m.delivered_at), next_attempt_at = coalesce(v.next_at, m.next_attempt_at)
+FROM unnest(CAST(:pk AS bigint[]), CAST(:attempts AS integer[]), CAST(:status AS text[]), CAST(:error AS text[]),
+            CAST(:delivered_at AS timestamp[]), CAST(:next_at AS timestamp[])) AS v(pk, attempts, status, error, delivered_at, next_at)
+WHERE m.pk = v.pk AND m.attempts = v.attempts AND m.status = 'pending'
+RETURNING m.pk""")
+
+
+def _mark_all(conn: Connection, results: list[Result]) -> list[Result]:
+    """The outcomes written, fenced by attempt number and status; on PostgreSQL one statement for the batch."""
+    if conn.dialect.name != "postgresql":
+        return [r for r in results if _mark(conn, r.msg, r.outcome, r.at)]
+    if not results:
+        return []
+    columns = {"pk": [r.msg.pk for r in results], "attempts": [r.msg.attempts for r in results],
+               "status": [r.outcome.status for r in results], "error": [r.outcome.error for r in results],
+               "delivered_at": [r.at if r.outcome.status == DELIVERED else None for r in results],
+               "next_at": [r.outcome.next_attempt_at for r in results]}
+    written = set(conn.execute(_MARK_PG, columns).scalars())
+    return [r for r in results if r.msg.pk in written]
 
 
 def _mark(conn: Connection, msg: Message, outcome: Outcome, now: datetime) -> bool:
@@ -197,12 +295,30 @@ def _mark(conn: Connection, msg: Message, outcome: Outcome, now: datetime) -> bo
     return conn.execute(fenced).rowcount == 1
 
 
+def _release(conn: Connection, msgs: Collection[Message], now: datetime) -> None:
+    """Leased rows not started: due again at once (unless their lease was lost meanwhile)."""
+    M = outbox_message
+    for token, group in _by_token(msgs).items():
+        conn.execute(update(M).where(M.c.pk.in_([m.pk for m in group]), M.c.status == PENDING, M.c.next_attempt_at == token)
+                     .values(next_attempt_at=now))
+
+
+def _by_token(msgs: Collection[Message]) -> dict[datetime, list[Message]]:
+    groups: dict[datetime, list[Message]] = {}
+    for m in msgs:
+        groups.setdefault(m.next_attempt_at, []).append(m)
+    return groups
+
+
 # ------------------------------------------------------------------------------- one delivery round
 def deliver_due(app: Flask, *, now: datetime | None = None, limit: int | None = None,
-                session: requests.Session | None = None, settings: dict | None = None) -> dict[str, int]:
+                session: requests.Session | None = None, settings: dict | None = None,
+                stopping: threading.Event | None = None) -> dict[str, int]:
     """Queue due periodic rows, then deliver up to `limit` due messages; returns how many ended in each status.
 
-    `now` fixes the clock (tests); `settings` replaces the app's IOP settings (tests use short backoffs).
+    Batches of up to CLAIM_BATCH rows are leased by one statement, sent one after the other on one HTTP session
+    (keep-alive), and their outcomes recorded by one transaction. `now` fixes the clock (tests); `settings`
+    replaces the app's IOP settings (tests use short backoffs); `stopping` ends the round after the message in flight.
     """
     settings = settings or app.config["IOP"]
     db: Database = app.extensions["iop.db"]
@@ -214,29 +330,50 @@ def deliver_due(app: Flask, *, now: datetime | None = None, limit: int | None = 
         for channel in channels().values():
             channel.due(db, now or dates.utcnow(), options)
         retried: set[int] = set()  # one attempt per message and round, however short its backoff
-        for _ in range(limit or settings["OUTBOX_BATCH"]):
-            at = now or dates.utcnow()
-            msg = claim(db, at, lease(settings), retried)
-            if msg is None:
-                break
-            outcome = attempt(db, session, msg, settings, at)
-            if record(db, msg, outcome, options, now or dates.utcnow()):
-                counts[outcome.status] += 1
-            if outcome.status == PENDING:  # only a row back in the queue could be claimed again this round
-                retried.add(msg.pk)
+        left = limit or settings["OUTBOX_BATCH"]
+        memo: dict = {}  # what channels read once per round (an Endpoint's settings)
+        with starting(db) as start_one:
+            while left > 0 and not (stopping and stopping.is_set()):
+                leased = lease_due(db, now or dates.utcnow(), lease(settings), min(left, CLAIM_BATCH), retried)
+                if not leased:
+                    break
+                left -= len(leased)
+                results, unstarted = _send_batch(db, session, leased, start_one, settings, now, stopping, memo)
+                for r in record_all(db, results, options, unstarted, now):
+                    counts[r.outcome.status] += 1
+                retried.update(r.msg.pk for r in results if r.outcome.status == PENDING)  # back in the queue
     finally:
         if own:
             session.close()
     return dict(counts)
 
 
-def attempt(db: Database, session: requests.Session, msg: Message, settings: dict, now: datetime) -> Outcome:
-    """Send one claimed message and decide what becomes of it."""
+def _send_batch(db: Database, session: requests.Session, leased: list[Message], start_one: Callable, settings: dict,
+                now: datetime | None, stopping: threading.Event | None, memo: dict) -> tuple[list[Result], list[Message]]:
+    """Start and send the leased messages in order; those not started (stopping, or the batch ran BATCH_SECONDS) are
+    returned to be released, so a slow receiver does not keep the rest of the batch leased."""
+    results: list[Result] = []
+    began = time.monotonic()
+    for i, msg in enumerate(leased):
+        if (stopping and stopping.is_set()) or time.monotonic() - began > BATCH_SECONDS:
+            return results, leased[i:]
+        at = now or dates.utcnow()
+        started = start_one(msg, at, lease(settings))
+        if started is None:  # the lease ran out and another worker has the row
+            continue
+        outcome = attempt(db, session, started, settings, at, memo)
+        results.append(Result(started, outcome, now or dates.utcnow()))
+    return results, []
+
+
+def attempt(db: Database, session: requests.Session, msg: Message, settings: dict, now: datetime,
+            memo: dict | None = None) -> Outcome:
+    """Send one started message and decide what becomes of it (`memo`: the round's cache, see Channel)."""
     channel = channels().get(msg.channel)
     if channel is None:
         return Outcome(DEAD, f"unknown channel '{msg.channel}'")
     if channel.attempt is not None:
-        return channel.attempt(db, session, msg, settings, now)
+        return channel.attempt(db, session, msg, settings, now, {} if memo is None else memo)
     with db.read() as conn:
         destination = channel.destination(conn, msg)
     if isinstance(destination, str):
@@ -368,7 +505,7 @@ def run(app: Flask, stopping: threading.Event, *, batch: int | None = None) -> N
         while not stopping.is_set():
             try:
                 with app.app_context():
-                    done = sum(deliver_due(app, limit=batch, session=s).values())
+                    done = sum(deliver_due(app, limit=batch, session=s, stopping=stopping).values())
             except Exception:  # a database outage must not end the worker; the rows wait in the table
                 log.exception("outbox round failed; trying again in %s s", settings["OUTBOX_POLL_SECONDS"])
                 done = 0

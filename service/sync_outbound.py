@@ -104,13 +104,15 @@ def base_url(options: Options) -> str:
 
 
 # ------------------------------------------------------------------------------- delivering
-def attempt(db: Database, session: requests.Session, msg: outbox.Message, settings: dict, now: datetime) -> outbox.Outcome:
-    """Send one claimed message through the Endpoint's FhirClient (its credentials, timeouts and rate; a transaction
-    as single requests when the remote has none): check the Endpoint, supersession and consent, skip what arrived."""
+def attempt(db: Database, session: requests.Session, msg: outbox.Message, settings: dict, now: datetime,
+            memo: dict) -> outbox.Outcome:
+    """Send one started message through the Endpoint's FhirClient (its credentials, timeouts and rate; a transaction
+    as single requests when the remote has none): check the Endpoint, supersession and consent, skip what arrived.
+    The Endpoint is read once per round (`memo`)."""
     payload = json.loads(msg.payload)
     with db.read() as conn:
         try:
-            target = exchange.load(conn, msg.target.removeprefix("Endpoint/"))
+            target = _target(conn, msg.target, memo)
         except exchange.ConfigError as err:
             return outbox.Outcome(outbox.CANCELLED, f"{err}; not sent")
         later = _superseded(conn, msg)
@@ -130,6 +132,20 @@ def attempt(db: Database, session: requests.Session, msg: outbox.Message, settin
             return outbox.Outcome(outbox.DELIVERED)  # gone already
         return outbox.decide(outbox.Attempt(False, err.retryable, str(err), err.retry_after), msg.attempts, settings, now)
     return outbox.Outcome(outbox.DELIVERED)
+
+
+def _target(conn: Connection, reference: str, memo: dict) -> exchange.Target:
+    """The Endpoint's Target, read once per `memo` (a delivery round, or a recording transaction); ConfigError cached too."""
+    key = ("sync-target", reference)
+    if key not in memo:
+        try:
+            memo[key] = exchange.load(conn, reference.removeprefix("Endpoint/"))
+        except exchange.ConfigError as err:
+            memo[key] = err
+    found = memo[key]
+    if isinstance(found, exchange.ConfigError):
+        raise found
+    return found
 
 
 def _send(fhir: FhirClient, target: exchange.Target, kind: str, payload: dict) -> None:
@@ -211,7 +227,7 @@ def disclose(unit: Unit, msg: outbox.Message, docs: list[dict], outcome: outbox.
     """Queue an audit event (DCM 110106 Export) for a disclosure sent (outcome 0) or held back (4), chained at precommit;
     its description names the recipient organization, the Endpoint and the outbox message."""
     try:
-        target = exchange.load(unit.conn, msg.target.removeprefix("Endpoint/"))
+        target = _target(unit.conn, msg.target, unit.__dict__.setdefault("_sync_targets", {}))
         recipient = f"{target.organization or 'no organization'} at {msg.target} ({target.address})"
     except exchange.ConfigError:
         recipient = msg.target
