@@ -73,12 +73,6 @@ class Week:
 
 
 # ------------------------------------------------------------------------------- computing
-def visit(found: program_data.Attended, tz: ZoneInfo) -> Visit:
-    """The attended service an indexed Encounter records, on its local day."""
-    day = found.start.replace(tzinfo=UTC).astimezone(tz).date()
-    return Visit(day, found.minutes, next((KINDS[c] for c in sorted(found.codes) if c in KINDS), "other"))
-
-
 def weeks(episode: dict, visits: list[Visit], birth: date | None, first: date, last: date) -> list[Week]:
     """One Week per ISO week from first's to last's, with the visits on days first..last and its flags."""
     out: dict[date, Week] = {}
@@ -166,13 +160,28 @@ def operation(rid: str) -> Response:
 
 
 def facts_visits(conn, episodes: list[dict], facts: program_data.Facts, first: date, last: date) -> dict[str, list[Visit]]:
-    """Each episode's attended visits on local days first..last (one query for all episodes)."""
+    """Each episode's attended visits on local days first..last (one query for all episodes). Sessions are shared by
+    a group, so each distinct start and zone is converted to its local day once."""
     low = datetime.combine(first - timedelta(days=1), datetime.min.time())
     high = datetime.combine(last + timedelta(days=2), datetime.min.time())
     found = program_data.attended(conn, [e["id"] for e in episodes], low, high)
-    by_id = {e["id"]: e for e in episodes}
-    zones = {eid: facts.zone(episode) for eid, episode in by_id.items()}
-    return {eid: [visit(enc, zones[eid]) for enc in found.get(eid, [])] for eid in by_id}
+    days: dict[tuple[datetime, ZoneInfo], date] = {}
+    kinds: dict[frozenset[str], str] = {}
+    out = {}
+    for e in episodes:
+        tz = facts.zone(e)
+        out[e["id"]] = [Visit(days.get((enc.start, tz)) or days.setdefault((enc.start, tz), _local_day(enc.start, tz)),
+                              enc.minutes, kinds.get(enc.codes) or kinds.setdefault(enc.codes, _kind(enc.codes)))
+                        for enc in found.get(e["id"], [])]
+    return out
+
+
+def _local_day(start: datetime, tz: ZoneInfo) -> date:
+    return start.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+def _kind(codes: frozenset[str]) -> str:
+    return next((KINDS[c] for c in sorted(codes) if c in KINDS), "other")
 
 
 def period(raw: dict[str, str], episode: dict, today: date) -> tuple[date, date]:
