@@ -7,7 +7,7 @@ workers, commit-to-delivery latency, and the recovery after an outage, against p
 Workloads (each change is one version of one of `changes/10` CarePlans, 10 versions each: ordered per CarePlan):
   baseline     one requests.Session PUTting the same CarePlan copies to the peer, one after the other
   throughput   N changes queued, then 1 (or 2) worker processes started; rate = deliveries / (last - first delivered_at)
-  latency      1 worker running; changes committed one per unit at a steady rate (about half the 1-worker rate);
+  latency      1 worker running; changes committed one per unit at a steady rate (half the 1-worker rate, or --latency-rate);
                latency = delivered_at - created_at (the unit's time, just before its commit), p50 / p99
   recovery     1 worker running; the peer answers every request 503 (Retry-After: 1) for --outage seconds while N
                changes are queued; time from the peer's recovery until the last is delivered (backoff cap 5 s)
@@ -197,6 +197,8 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=1000)
     ap.add_argument("--outage", type=float, default=20, help="seconds the peer answers 503 (the test uses 60)")
     ap.add_argument("--latency-seconds", type=float, default=15)
+    ap.add_argument("--latency-rate", type=float, default=None,
+                    help="changes/s committed in the latency workload (default: half the 1-worker rate); fix it to compare runs")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--db", default="iop_bench_exchange")
     ap.add_argument("--keep-db", action="store_true")
@@ -217,7 +219,7 @@ def main() -> None:
             log(f"outbox, 1 worker      {one:8.1f} deliveries/s  ({one / plain:.2f} x baseline)")
             two = throughput(b, args.changes, 2)
             log(f"outbox, 2 workers     {two:8.1f} deliveries/s  ({two / plain:.2f} x baseline, {two / one:.2f} x 1 worker)")
-            rate = max(1.0, one / 2)
+            rate = args.latency_rate or max(1.0, one / 2)
             p50, p99, n = latency(b, rate, args.latency_seconds)
             log(f"commit-to-delivery, 1 worker at {rate:.0f} changes/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} changes)")
             took, queued = recovery(b, base, args.changes, args.outage)

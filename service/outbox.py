@@ -71,6 +71,7 @@ class Message:
     created_at: datetime
     delivered_at: datetime | None
     last_error: str | None
+    later_delivered: int | None = None  # a later row with this ordering_key delivered already (known when leased)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def lease_due(db: Database, now: datetime, lease_for: timedelta, limit: int, ski
 
     One UPDATE … WHERE pk IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING statement, so several workers
     share the queue; a row stays pending while leased, so the rows behind it (same ordering_key) wait. Every row
-    of the batch gets the same `next_attempt_at` (now + lease_for): the token `start` checks. No attempt is
+    of the batch gets the same `next_attempt_at` (now + lease_for): the token `start` checks; `later_delivered`
+    comes with each row (a channel that must not send an older version over a newer one asks no more). No attempt is
     counted here: `start` counts it just before the row is sent, so a row leased but never sent (its worker died
     first) is not treated as a redelivery. On PostgreSQL the commit does not wait for the WAL flush
     (synchronous_commit off for this transaction only): a lease lost in a database crash only means the row is
@@ -171,8 +173,10 @@ def lease_due(db: Database, now: datetime, lease_for: timedelta, limit: int, ski
     if db.dialect == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")  # evaluated once, whatever the plan
+    L = outbox_message.alias("later")
+    later = select(L.c.pk).where(L.c.ordering_key == M.c.ordering_key, L.c.pk > M.c.pk, L.c.status == DELIVERED).limit(1)
     stmt = (update(M).where(M.c.pk.in_(select(picked.c.pk)), M.c.status == PENDING)
-            .values(next_attempt_at=now + lease_for).returning(*M.c))
+            .values(next_attempt_at=now + lease_for).returning(*M.c, later.scalar_subquery().label("later_delivered")))
     with db.write() as conn:
         if db.dialect == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")

@@ -30,13 +30,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import requests
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from . import access, audit, audit_chain, audit_log, endpoints, exchange, outbox
 from .db import Database
 from .fhirclient import FhirClient, FhirClientError, FhirRequestError
 from .interactions import Change, Options, Unit
-from .tables import outbox_message
 
 NAME = "fhir-sync"
 UPDATE, DELETE, AFTERCARE = "update", "delete", "aftercare"
@@ -115,7 +114,7 @@ def attempt(db: Database, session: requests.Session, msg: outbox.Message, settin
             target = _target(conn, msg.target, memo)
         except exchange.ConfigError as err:
             return outbox.Outcome(outbox.CANCELLED, f"{err}; not sent")
-        later = _superseded(conn, msg)
+        later = msg.later_delivered if msg.kind != AFTERCARE else None  # read with the lease (outbox.lease_due)
         reason = None if msg.kind == DELETE else exchange.refusal(conn, _resources(payload), target.organization, now)
     if later is not None:
         return outbox.Outcome(outbox.CANCELLED, f"superseded by outbox message {later}, already delivered; not sent")
@@ -166,13 +165,6 @@ def _ours(payload: dict) -> str:
     source = str((payload.get("meta") or {}).get("source") or "")
     base = source.rpartition(f"/{payload['resourceType']}/{payload['id']}/_history/")[0]
     return f"{base}/{payload['resourceType']}|{payload['id']}"
-
-
-def _superseded(conn: Connection, msg: outbox.Message) -> int | None:
-    """A later message about the same resource that was delivered already (this one must not overwrite it)."""
-    M = outbox_message
-    stmt = select(M.c.pk).where(M.c.ordering_key == msg.ordering_key, M.c.pk > msg.pk, M.c.status == outbox.DELIVERED).limit(1)
-    return conn.execute(stmt).scalar() if msg.kind != AFTERCARE else None
 
 
 def _resources(payload: dict) -> list[dict]:
