@@ -189,9 +189,25 @@ def on_encounter(unit: Unit, change: Change) -> None:
     if enc is None or enc.get("status") not in ("in-progress", "finished") or not _attended(enc):
         return
     for ref in enc.get("episodeOfCare", []):
-        episode = records.read(unit, ref)
+        episode = _episode(unit, ref)
         if episode and episode.get("status") in ("planned", "waitlist"):
             enrollment.activate(unit, episode, enc)
+
+
+def _episode(unit: Unit, ref: object) -> dict | None:
+    """records.read of an Encounter's enrollment, but the enrollments of all the Encounters the unit wrote so far are
+    fetched in one query (a session's attendance writes a dozen Encounters: one query instead of one each)."""
+    key = records.ref_text(ref)
+    own = records.written(unit)
+    if key is None or key in own:
+        return records.read(unit, ref)
+    fetched = records.memo(unit).setdefault("encounter_episodes", {})
+    if key not in fetched:
+        refs = [("", r) for c in unit.changes if c.stored.type == "Encounter"
+                for r in (records.parsed(c.stored) or {}).get("episodeOfCare", [])] + [("", ref)]
+        found = records.read_many(unit, refs)
+        fetched.update((k, found.get(k)) for _, r in refs if (k := records.ref_text(r)) and k not in own)
+    return fetched[key]
 
 
 def _attended(enc: dict) -> bool:
