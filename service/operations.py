@@ -11,7 +11,21 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 from sqlalchemy import Connection, and_, false, or_, select
 
-from . import bundles, conformance, ops, history, interactions, messaging, privacy, repository, scopes, search, terminology_ops, validation, wire
+from . import (
+    bundles,
+    conformance,
+    history,
+    interactions,
+    messaging,
+    ops,
+    privacy,
+    repository,
+    scopes,
+    search,
+    terminology_ops,
+    validation,
+    wire,
+)
 from .db import get_db
 from .definitions import tables
 from .errors import BadRequest, Issue, MethodNotAllowed, NotFound, outcome

@@ -39,6 +39,8 @@ def run(unit: Unit) -> None:
     raise Unprocessable(f"Workflows kept changing resources after {MAX_PASSES} passes; nothing was stored", code="business-rule")
 
 
+# The order of these imports is the order in which triggers of one type run (registration order): keep it.
+# ruff: noqa: I001
 from . import referral  # noqa: E402,F401  (registers the referral triggers)
 from . import medications  # noqa: E402,F401  (MedicationRequest status machine, issue 10)
 from . import scoring, goals  # noqa: E402,F401  (outcome measures: scoring, safety alerts, goal achievement; issue 10 part A)
