@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 
 from . import dates, interactions, messaging, transaction
 from .db import get_db
@@ -43,6 +43,21 @@ def db_upgrade() -> None:
     click.echo("database schema is at head")
 
 
+@db_group.command("analyze")
+def db_analyze() -> None:
+    """Refresh the query planner's statistics (ANALYZE); run it after a bulk load."""
+    analyze()
+    click.echo("planner statistics refreshed (ANALYZE)")
+
+
+def analyze() -> None:
+    """ANALYZE the whole database. PostgreSQL plans searches from these statistics; on freshly loaded tables without
+    them (autovacuum off or not yet run) a search with a long reference list picked nested loops (0.9 s instead of
+    milliseconds, measured). SQLite's planner uses them too (sqlite_stat1)."""
+    with get_db().write() as conn:
+        conn.execute(text("ANALYZE"))
+
+
 examples_group = AppGroup("examples", help="Example data.")
 
 
@@ -55,6 +70,7 @@ def examples_load(path: Path) -> None:
     replaying an old step would be an illegal Task transition; each file is loaded once (by content hash).
     """
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    loaded = 0
     for file in files:
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         if _loaded(file.name) == digest:
@@ -62,6 +78,10 @@ def examples_load(path: Path) -> None:
             continue
         click.echo(f"{file.name}: {load_file(file)}")
         _mark_loaded(file.name, digest)
+        loaded += 1
+    if loaded:
+        analyze()  # a bulk load: the planner gets statistics for the new rows now, not when autovacuum gets to them
+        click.echo(f"{loaded} file(s) loaded; planner statistics refreshed (ANALYZE)")
 
 
 def _loaded(name: str) -> str | None:

@@ -6,6 +6,7 @@ import json
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from helpers import EXAMPLES, assert_outcome, count_rows, patient, post
 from service import create_app
@@ -62,10 +63,27 @@ def test_examples_load_command_is_idempotent(app):
         if doc["resourceType"] != "Bundle":
             assert client.get(f"/fhir/{doc['resourceType']}/{doc['id']}").status_code == 200, path.name
     assert "journey-10-discharge.json" in first.output and "journey-10-discharge.json: 2" in first.output
+    assert "planner statistics refreshed (ANALYZE)" in first.output
+    assert analysed(app)  # the planner has statistics for what was just loaded
     stored = count_rows(app)
     second = runner.invoke(args=["examples", "load"])
     assert second.exit_code == 0, second.output
     assert count_rows(app) == stored  # conditional creates and PUTs by id: a second load creates nothing
+    assert "ANALYZE" not in second.output  # nothing loaded, nothing to analyse
+
+
+def test_db_analyze_command(app):
+    result = app.test_cli_runner().invoke(args=["db", "analyze"])
+    assert result.exit_code == 0 and "ANALYZE" in result.output
+    assert analysed(app)
+
+
+def analysed(app) -> bool:
+    """Whether the resource table has planner statistics (PostgreSQL: last_analyze; SQLite: sqlite_stat1)."""
+    with app.extensions["iop.db"].read() as conn:
+        if conn.dialect.name == "postgresql":
+            return conn.execute(text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'resource'")).scalar()
+        return conn.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'resource'")).scalar() > 0
 
 
 def test_db_upgrade_command(app):
