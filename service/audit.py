@@ -171,11 +171,12 @@ def precommit(unit) -> None:
     Runs after the workflows and subscriptions (so their writes are audited too) and before the final
     flush; the server's own conformance loading is not audited.
     """
-    if unit.options.manage_conformance or not unit.changes:
+    changes = [] if unit.options.manage_conformance else unit.changes
+    if not changes and not unit.audit_events:
         return
     who, server = unit.options.access, unit.options.server_write
-    entries = [audit_log.entry(event(c.interaction, "0", who, [entity(c.stored)], unit.now, server=server))
-               for c in unit.changes]
+    entries = [audit_log.entry(event(c.interaction, "0", who, [entity(c.stored)], unit.now, server=server)) for c in changes]
+    entries += [audit_log.entry(ev) for ev in unit.audit_events]
     audit_chain.append(unit.conn, entries, unit.flush)  # takes the chain head: the last step before commit
     if has_request_context():
         g.iop_write_audited = True

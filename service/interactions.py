@@ -77,6 +77,8 @@ class Unit:
     # Steps the caller adds that must see what the workflows wrote (a $process-message reply naming the Task a
     # workflow created); they run after the workflows, and what they write is not handed to workflows.
     after_workflows: list[Callable[[Unit], None]] = field(default_factory=list)
+    # AuditEvents the unit's work records besides its write audits (disclosures by the outbox), chained after them
+    audit_events: list[dict] = field(default_factory=list)
 
     def flush(self) -> None:
         """Write queued rows (before any read or search in the unit, and before commit)."""
@@ -114,8 +116,9 @@ def precommit(unit: Unit) -> None:
         for step in unit.after_workflows:
             step(unit)
     subscriptions.precommit(unit)  # notifications for what the unit (workflows included) changed, in its transaction
-    audit.precommit(unit)  # an AuditEvent per change, chained; takes the audit chain head, so it comes last
-    sync_outbound.precommit(unit)  # changes pushed to partner EHRs (outbox rows) and the disclosures audited in the unit
+    sync_outbound.precommit(unit)  # changes pushed to partner EHRs (outbox rows); its query runs before the chain head is taken
+    # an AuditEvent per change, then unit.audit_events, chained: the chain head is held until commit, so it comes last
+    audit.precommit(unit)
     unit.flush()
 
 

@@ -32,7 +32,7 @@ from datetime import datetime
 import requests
 from sqlalchemy import Connection
 
-from . import access, audit, audit_chain, audit_log, endpoints, exchange, outbox
+from . import access, audit, endpoints, exchange, outbox
 from .db import Database
 from .fhirclient import FhirClient, FhirClientError, FhirRequestError
 from .interactions import Change, Options, Unit
@@ -55,20 +55,11 @@ def pulling(endpoint_id: str) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------- writing rows (pre-commit)
 def precommit(unit: Unit) -> None:
-    """Queue the unit's changes for the Endpoints that push their type; chain the disclosures audited in it.
-
-    A unit that changed no syncable type runs no query (exchange.SYNCABLE)."""
+    """Queue the unit's changes for the Endpoints that push their type (before audit.precommit, which takes the
+    audit chain head until commit). A unit that changed no syncable type runs no query (exchange.SYNCABLE)."""
     changed = [c for c in unit.changes if c.stored.type in exchange.SYNCABLE]
     if changed:
         _queue(unit, changed)
-    events = unit.__dict__.pop("_exchange_audit", [])
-    if events:
-        _chain(unit, events)
-
-
-def _chain(unit: Unit, events: list[dict]) -> None:
-    """Append audit events to the log in the unit, after audit.precommit (the chain head is taken last)."""
-    audit_chain.append(unit.conn, [audit_log.entry(ev) for ev in events], unit.flush)
 
 
 def _queue(unit: Unit, changed: list[Change]) -> None:
@@ -216,7 +207,8 @@ def after(unit: Unit, msg: outbox.Message, outcome: outbox.Outcome) -> None:
 
 
 def disclose(unit: Unit, msg: outbox.Message, docs: list[dict], outcome: outbox.Outcome) -> None:
-    """Queue an audit event (DCM 110106 Export) for a disclosure sent (outcome 0) or held back (4), chained at precommit;
+    """Queue an audit event (DCM 110106 Export) for a disclosure sent (outcome 0) or held back (4), chained by
+    audit.precommit;
     its description names the recipient organization, the Endpoint and the outbox message."""
     try:
         target = _target(unit.conn, msg.target, unit.__dict__.setdefault("_sync_targets", {}))
@@ -230,7 +222,7 @@ def disclose(unit: Unit, msg: outbox.Message, docs: list[dict], outcome: outbox.
     text = (f"sent to {recipient}" if sent else f"held, not sent to {recipient}: {outcome.error}") + f" (outbox message {msg.pk})"
     ev = audit.event("transaction" if msg.kind == AFTERCARE else "update", "0" if sent else "4", access.DEVELOPMENT, entities,
                      unit.now, description=text, disclosure=True, server=True)
-    unit.__dict__.setdefault("_exchange_audit", []).append(ev)
+    unit.audit_events.append(ev)
 
 
 def _versioned(doc: dict) -> str:
