@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from flask import Response
 
-from . import certification, intensity, level_of_care, op_inputs, ops, program_data, wire
+from . import certification, intensity, level_of_care, op_input, ops, program_data, wire
 from .conformance import CANONICAL
 from .db import get_db
 
@@ -22,18 +22,18 @@ PARAMETERS = ("date", "organization")
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$census[?organization=Organization/x][&date=YYYY-MM-DD]."""
-    op_inputs.staff_only("$census")
-    raw = op_inputs.read("$census", PARAMETERS)
-    org = certification.organization_of(raw)
+    op_input.staff_only("$census")
+    given = op_input.read("$census", PARAMETERS)
+    org, on = given.reference("organization", ("Organization",)), given.day("date")
     with get_db().read() as conn:
         episodes = program_data.active_episodes(conn, org)
         facts = program_data.facts(conn, episodes)
-        today_of = certification.today_function(raw, facts)
+        today_of = certification.today_function(on, facts)
         visits = this_weeks_visits(conn, episodes, facts, today_of)
         dues = certification.dues(conn, episodes, today_of)
     rows = [row(e, visits[e["id"]], facts, today_of(e), dues.get(e["id"])) for e in episodes]
     body = {"resourceType": "Parameters", "parameter": [
-        *([{"name": "date", "valueDate": raw["date"]}] if "date" in raw else []),
+        *([{"name": "date", "valueDate": on.isoformat()}] if on else []),
         *([{"name": "organization", "valueReference": {"reference": org}}] if org else []),
         {"name": "total", "valueInteger": len(episodes)},
         {"name": "readmissions", "valueInteger": sum(1 for e in episodes if level_of_care.readmission_of(e))},

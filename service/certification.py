@@ -18,10 +18,9 @@ from datetime import date, timedelta
 
 from flask import Response
 
-from . import dates, level_of_care, op_inputs, ops, program_data, wire
+from . import dates, level_of_care, op_input, ops, program_data, wire
 from .conformance import CANONICAL
 from .db import get_db
-from .errors import BadRequest
 
 SYSTEM = f"{CANONICAL}/CodeSystem/iop-certification"
 CODES = ("certification", "recertification")
@@ -80,38 +79,28 @@ def due_parts(d: Due) -> list[dict]:
 PARAMETERS = ("date", "organization")
 
 
-def organization_of(raw: dict[str, str]) -> str | None:
-    org = raw.get("organization")
-    if org is None:
-        return None
-    if not org.startswith("Organization/") or "/" in org[13:] or not org[13:]:
-        raise BadRequest(f"Parameter 'organization' must be Organization/[id], not '{org}'", expression="organization")
-    return org
-
-
-def today_function(raw: dict[str, str], facts: program_data.Facts):
+def today_function(on: date | None, facts: program_data.Facts):
     """The day to judge each episode on: the date given, else today in its program's zone."""
-    if "date" in raw:
-        fixed = op_inputs.day(raw["date"], "date")
-        return lambda episode: fixed
+    if on is not None:
+        return lambda episode: on
     now = dates.utcnow()
     return lambda episode: now.astimezone(facts.zone(episode)).date()
 
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$recertification-due[?organization=Organization/x][&date=YYYY-MM-DD]."""
-    op_inputs.staff_only("$recertification-due")
-    raw = op_inputs.read("$recertification-due", PARAMETERS)
-    org = organization_of(raw)
+    op_input.staff_only("$recertification-due")
+    given = op_input.read("$recertification-due", PARAMETERS)
+    org, on = given.reference("organization", ("Organization",)), given.day("date")
     with get_db().read() as conn:
         episodes = program_data.active_episodes(conn, org)
         facts = program_data.facts(conn, episodes)
-        today_of = today_function(raw, facts)
+        today_of = today_function(on, facts)
         found = dues(conn, episodes, today_of)
     worklist = sorted(((e, found[e["id"]]) for e in episodes if e["id"] in found and found[e["id"]].status != "current"),
                       key=lambda pair: (pair[1].due, pair[0]["id"]))
     body = {"resourceType": "Parameters", "parameter": [
-        *([{"name": "date", "valueDate": raw["date"]}] if "date" in raw else []),
+        *([{"name": "date", "valueDate": on.isoformat()}] if on else []),
         {"name": "total", "valueInteger": len(worklist)},
         *({"name": "recertification", "part": [*episode_parts(e), *due_parts(d)]} for e, d in worklist)]}
     return wire.respond(json.dumps(body, separators=(",", ":")))

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response
 
-from . import dates, level_of_care, op_inputs, ops, program_data, wire
+from . import dates, level_of_care, op_input, ops, program_data, wire
 from .conformance import CANONICAL
 from .db import get_db
 from .errors import BadRequest, NotFound
@@ -140,15 +140,15 @@ PARAMETERS = ("week", "start", "end")
 
 def operation(rid: str) -> Response:
     """GET or POST EpisodeOfCare/[id]/$hours[?week=YYYY-Www | start=&end=]."""
-    op_inputs.staff_only("$hours")
-    raw = op_inputs.read("$hours", PARAMETERS)
+    op_input.staff_only("$hours")
+    given = op_input.read("$hours", PARAMETERS)
     with get_db().read() as conn:
         episode = program_data.episode(conn, rid)
         if episode is None:
             raise NotFound(f"EpisodeOfCare/{rid} is not known", code="not-found")
         facts = program_data.facts(conn, [episode])
         tz = facts.zone(episode)
-        first, last = period(raw, episode, dates.utcnow().astimezone(tz).date())
+        first, last = period(given, episode, dates.utcnow().astimezone(tz).date())
         visits = facts_visits(conn, [episode], facts, first, last)[rid]
     found = weeks(episode, visits, facts.birth(episode), first, last)
     body = {"resourceType": "Parameters", "parameter": [
@@ -184,20 +184,21 @@ def _kind(codes: frozenset[str]) -> str:
     return next((KINDS[c] for c in sorted(codes) if c in KINDS), "other")
 
 
-def period(raw: dict[str, str], episode: dict, today: date) -> tuple[date, date]:
+def period(given: op_input.Input, episode: dict, today: date) -> tuple[date, date]:
     """The days asked for: one ISO week, or start..end (default: admission to discharge or today)."""
-    if "week" in raw:
-        if "start" in raw or "end" in raw:
-            raise BadRequest("Give either week or start/end, not both", expression="week")
-        monday = op_inputs.iso_week(raw["week"], "week")
+    monday, start, end = given.week("week"), given.day("start"), given.day("end")
+    if monday is not None:
+        if start or end:
+            raise BadRequest("Give either week or start/end, not both", expression=given.where("week"))
         return monday, monday + timedelta(days=6)
     span = (episode.get("period") or {})
-    first = op_inputs.day(raw["start"], "start") if "start" in raw else _date(span.get("start")) or today
-    last = op_inputs.day(raw["end"], "end") if "end" in raw else min(_date(span.get("end")) or today, today)
+    first = start or _date(span.get("start")) or today
+    last = end or min(_date(span.get("end")) or today, today)
+    blame = given.where("end" if end else "start")
     if last < first:
-        raise BadRequest(f"end {last} is before start {first}", expression="end" if "end" in raw else "start")
+        raise BadRequest(f"end {last} is before start {first}", expression=blame)
     if (last - first).days > MAX_WEEKS * 7:
-        raise BadRequest(f"At most {MAX_WEEKS} weeks per request", expression="end" if "end" in raw else "start")
+        raise BadRequest(f"At most {MAX_WEEKS} weeks per request", expression=blame)
     return first, last
 
 

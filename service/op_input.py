@@ -1,19 +1,22 @@
 """Input of an operation: query parameters (GET) or a Parameters body (POST), checked against what it accepts.
 
 See: https://hl7.org/fhir/R4/operations.html#request (a GET takes simple values as query parameters; a POST
-takes a Parameters resource). Errors are 400 OperationOutcomes naming the parameter, in one place.
+takes a Parameters resource). Errors are 400 OperationOutcomes naming the parameter, in one place; every
+operation of ours reads its input here.
 """
 from __future__ import annotations
 
 import re
 from datetime import date
+from typing import overload
 
 from flask import request
 
-from . import wire
-from .errors import BadRequest
+from . import privacy, wire
+from .errors import BadRequest, Forbidden
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _REF = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -52,7 +55,14 @@ class Input:
         return check_reference(p.get("valueReference", {}).get("reference") if isinstance(p.get("valueReference"), dict)
                                else p.get("valueString"), types, self.op, self.where(name))
 
-    def day(self, name: str, default: date) -> date:
+    @overload
+    def day(self, name: str, default: date) -> date: ...
+
+    @overload
+    def day(self, name: str, default: None = None) -> date | None: ...
+
+    def day(self, name: str, default: date | None = None) -> date | None:
+        """A FHIR date (YYYY-MM-DD), `default` when not given."""
         text = self.text(name, "valueDate")
         if text is None:
             return default
@@ -62,6 +72,20 @@ class Input:
             return date.fromisoformat(text)
         except ValueError:
             raise BadRequest(f"'{text}' is not a calendar date", expression=self.where(name)) from None
+
+    def week(self, name: str) -> date | None:
+        """The Monday of an ISO week written YYYY-Www (e.g. 2026-W47), None when not given."""
+        text = self.text(name, "valueCode")
+        if text is None:
+            return None
+        m = _WEEK.match(text)
+        try:
+            if m:
+                return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+        except ValueError:
+            pass
+        raise BadRequest(f"Parameter '{name}' must be an ISO week (YYYY-Www, e.g. 2026-W47), not '{text}'",
+                         expression=self.where(name))
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         p = self.one(name)
@@ -75,6 +99,14 @@ class Input:
         if value is None or not low <= value <= high:
             raise BadRequest(f"Parameter '{name}' must be a whole number from {low} to {high}", expression=self.where(name))
         return value
+
+
+def staff_only(operation: str) -> None:
+    """The program's own staff tools ($hours, $census, $recertification-due): they sum attendance of patients whose
+    records may be 42 CFR Part 2 labelled, with no per-patient consent check, so an outside organization's client is
+    refused (403)."""
+    if privacy.is_outside():
+        raise Forbidden(f"{operation} is for the program's own staff tools", code="forbidden")
 
 
 def check_reference(ref: object, types: tuple[str, ...], op: str, where: str) -> str:
@@ -124,21 +156,3 @@ def parts(param: dict) -> dict[str, list[dict]]:
             out.setdefault(p["name"], []).append(p)
     return out
 
-
-def linked(conn, rtype: str, param: str, target_type: str, ids: list[str], chunk: int = 500) -> list[dict]:
-    """Current `rtype` resources whose reference parameter `param` names one of `ids` (of `target_type`), in one
-    indexed query per chunk: sp_reference joined to resource, as referral_metrics.intake_appointments does (a search
-    with a long comma list of references and other criteria plans badly on PostgreSQL)."""
-    import json
-
-    from sqlalchemy import false, select
-
-    from .tables import resource, sp_reference
-
-    ref, R, out, wanted = sp_reference, resource, [], sorted(set(ids))
-    for start in range(0, len(wanted), chunk):
-        keys = select(ref.c.resource_pk).where(ref.c.type == rtype, ref.c.name == param, ref.c.target_type == target_type,
-                                               ref.c.target_id.in_(wanted[start:start + chunk])).distinct()
-        rows = conn.execute(select(R.c.content).where(R.c.pk.in_(keys), R.c.deleted == false())).all()
-        out += [json.loads(row.content) for row in rows]
-    return out

@@ -154,6 +154,19 @@ def active_episodes(conn: Connection, organization: str | None) -> list[dict]:
     return [json.loads(content) for (content,) in conn.execute(q.order_by(R.c.id)).all()]
 
 
+def linked(conn: Connection, rtype: str, param: str, target_type: str, ids: list[str]) -> list[dict]:
+    """Current `rtype` resources whose reference parameter `param` names one of `ids` (of `target_type`), in one
+    indexed query per chunk: sp_reference joined to resource, as referral_metrics.intake_appointments does (a search
+    with a long comma list of references and other criteria plans badly on PostgreSQL)."""
+    ref, out = sp_reference, []
+    for chunk in _chunks(sorted(set(ids))):
+        keys = select(ref.c.resource_pk).where(ref.c.type == rtype, ref.c.name == param, ref.c.target_type == target_type,
+                                               _one_of(conn, ref.c.target_id, chunk)).distinct()
+        rows = conn.execute(select(R.c.content).where(R.c.pk.in_(keys), R.c.deleted == false())).all()
+        out += [json.loads(row.content) for row in rows]
+    return out
+
+
 def _ref(reference: object) -> str | None:
     ref = reference.get("reference") if isinstance(reference, dict) else None
     return ref if isinstance(ref, str) else None

@@ -21,7 +21,8 @@ from sqlalchemy import Connection
 from . import conformance, dates, ops, privacy, search, wire
 from .db import get_db
 from .errors import BadRequest, Forbidden, NotFound
-from .op_input import linked, read
+from .op_input import read
+from .program_data import linked
 from .workflows import records
 
 DEFINITION = f"{conformance.CANONICAL}/OperationDefinition/EpisodeOfCare-program-outcomes"
