@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from sqlalchemy import text
 
@@ -63,18 +64,19 @@ class Session:
     day: date  # in the program's time zone (the Appointment's own offset)
     topic: dict
 
-    @property
+    # cached: each is read for every Encounter of the session
+    @cached_property
     def facilitators(self) -> list[dict]:
         return [p["actor"] for p in self.appt.get("participant", [])
                 if (records.ref_text(p.get("actor")) or "").split("/")[0] in ("Practitioner", "PractitionerRole")]
 
-    @property
+    @cached_property
     def modality(self) -> dict:
         """VR for a group of the virtual schedule track, else AMB (in person)."""
         virtual = self.group is not None and "virtual" in records.extension_codes(self.group, "schedule-track")
         return VR if virtual else AMB
 
-    @property
+    @cached_property
     def location(self) -> dict | None:
         return next((p["actor"] for p in self.appt.get("participant", [])
                      if (records.ref_text(p.get("actor")) or "").startswith("Location/")), None)
