@@ -14,6 +14,8 @@ from typing import Any
 from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy.models import models
 
+from .fhirpath import compile_fast
+
 BASE = "http://hl7.org/fhir/StructureDefinition/"
 UNSET: Any = object()
 # Element definition fields that only document; they carry no rule.
@@ -156,7 +158,8 @@ def _invariant(c: dict, url: str) -> Invariant:
         check(trial, {"resource": trial, "rootResource": trial})  # fhirpathpy parses lazily: a trial run surfaces syntax errors
     except Exception as err:  # fhirpathpy raises bare KeyError/ValueError/its own errors on bad syntax
         raise ProfileError(f"{url}: invariant {c['key']} cannot be compiled: {err!r}") from None
-    return Invariant(c["key"], c["severity"], c.get("human", c["key"]), c["expression"], check)
+    # The same results from closures ~10x faster (fhirpath.py); fhirpathpy for what the subset does not cover.
+    return Invariant(c["key"], c["severity"], c.get("human", c["key"]), c["expression"], compile_fast(check.parsedPath) or check)
 
 
 def _slicing(rule: Rule, slicing: dict, url: str, element_id: str) -> None:
