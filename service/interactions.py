@@ -155,10 +155,11 @@ def _is_serialization_failure(err: DBAPIError) -> bool:
 
 # ------------------------------------------------------------------------------- preparing content
 def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | None = None, *,
-            validated: bool = False) -> tuple[str, dict]:
+            validated: bool = False, built: bool = False) -> tuple[str, dict]:
     """Set id and meta, validate the final form, add the creator stamp and 42 CFR Part 2 labels (privacy.on_write),
     and serialise it: (JSON text to store, final dict). `validated`: the caller has validated the same content
-    (base R4) already; the profiles and program rules are checked all the same."""
+    (base R4) already; the profiles and program rules are checked all the same. `built`: the server built it from
+    validated parts, so the R4 walk judges it without the fhir.resources parse (validation.validate)."""
     given = resource.get("meta", {})
     meta = {"versionId": str(version), "lastUpdated": dates.instant(unit.now)}
     if isinstance(given, dict):
@@ -167,7 +168,7 @@ def prepare(unit: Unit, resource: dict, rid: str, version: int, prior: Stored | 
         meta = given  # not an object: validation reports it
     final = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
     final.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-    issues = [] if validated else validation.validate(final, unit.options.max_depth)
+    issues = [] if validated else validation.validate(final, unit.options.max_depth, parse=not built)
     if issues:
         raise BadRequest(issues[0].diagnostics, issues=issues)
     _check_managed(unit, final)
@@ -219,9 +220,9 @@ def _same_content(stored: Stored, resource: dict) -> bool:
 
 # ------------------------------------------------------------------------------- interactions
 def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid: str | None = None,
-           validated: bool = False) -> Result:
+           validated: bool = False, built: bool = False) -> Result:
     """Create a resource (server-assigned id unless `rid`); with If-None-Exist, match instead if one exists.
-    `validated`: the caller validated this content already (prepare)."""
+    `validated`, `built`: see prepare()."""
     rtype = check_writable(resource["resourceType"])
     if if_none_exist:
         _lock(unit, f"{rtype}?{_canonical_query(if_none_exist)}")
@@ -234,14 +235,15 @@ def create(unit: Unit, resource: dict, *, if_none_exist: str | None = None, rid:
             privacy.check_write(unit, existing)  # an outside client is not handed a match it may not see
             return Result(existing, 200)
     rid = rid or new_id()
-    content, final = prepare(unit, resource, rid, 1, validated=validated)
+    content, final = prepare(unit, resource, rid, 1, validated=validated, built=built)
     stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "POST", unit.new_key())
     unit.changes.append(Change("create", stored, None))
     return Result(stored, 201)
 
 
-def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | None = None) -> Result:
-    """Update Type/id (creating it when absent: update-as-create); If-Match guards against lost updates."""
+def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | None = None, built: bool = False) -> Result:
+    """Update Type/id (creating it when absent: update-as-create); If-Match guards against lost updates. `built`: see
+    prepare()."""
     check_writable(rtype)
     if resource.get("id") != rid:
         raise BadRequest(f"The resource id '{resource.get('id')}' must equal the id in the URL '{rid}'", expression=f"{rtype}.id")
@@ -249,13 +251,13 @@ def update(unit: Unit, rtype: str, rid: str, resource: dict, *, if_match: str | 
     privacy.check_write(unit, prior)
     _check_if_match(prior, if_match, rtype, rid)
     if prior is None:
-        content, final = prepare(unit, resource, rid, 1, prior)
+        content, final = prepare(unit, resource, rid, 1, prior, built=built)
         stored = repository.insert_new(unit.conn, unit.batch, rtype, rid, content, final, unit.now, "PUT", unit.new_key())
         unit.changes.append(Change("create", stored, None))
         return Result(stored, 201)
     if not prior.deleted and _same_content(prior, privacy.restored(dict(resource, id=rid), prior)):
         return Result(prior, 200)  # a no-op update makes no new version (an idempotent resend)
-    content, final = prepare(unit, resource, rid, prior.version + 1, prior)
+    content, final = prepare(unit, resource, rid, prior.version + 1, prior, built=built)
     stored = repository.replace(unit.conn, unit.batch, prior, content, final, unit.now, "PUT")
     unit.changes.append(Change("create" if prior.deleted else "update", stored, prior))
     return Result(stored, 201 if prior.deleted else 200)

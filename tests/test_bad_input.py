@@ -6,6 +6,7 @@ import json
 import pytest
 
 from helpers import FHIR, assert_outcome, count_rows, patient, post
+from service import validation
 
 H = {"Content-Type": FHIR}
 
@@ -146,3 +147,24 @@ def test_control_characters_in_strings(client):
     """NUL and other control characters (but tab, CR and LF) are refused with the element's path."""
     assert_outcome(post(client, "Patient", patient(name=[{"family": "a\u0000b"}])), 400, "value", "Patient.name[0].family")
     assert_outcome(post(client, "Patient", patient(name=[{"text": "bell\u0007"}])), 400, "value", "Patient.name[0].text")
+
+
+OBS = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+
+
+@pytest.mark.parametrize(("resource", "where"), [
+    (patient(birthDate="2026-02-30"), "Patient.birthDate"),  # the pattern allows it; the calendar does not
+    (patient(birthDate="26-02-01"), "Patient.birthDate"),
+    ({**OBS, "effectiveDateTime": "2026-01-05T10:00:00"}, "Observation.effectiveDateTime"),  # a time needs a zone
+    ({**OBS, "effectiveDateTime": "2026-01-05T25:00:00Z"}, "Observation.effectiveDateTime"),
+    ({**OBS, "issued": "2026-01-05"}, "Observation.issued"),  # an instant is a full timestamp
+    ({**OBS, "valueTime": "9:30"}, "Observation.valueTime"),
+    ({**OBS, "status": "final "}, "Observation.status"),  # a code has no outer whitespace
+    (patient(identifier=[{"system": "http://x y", "value": "x"}]), "Patient.identifier[0].system"),
+    (patient(photo=[{"data": "not base64!"}]), "Patient.photo[0].data"),
+])
+def test_primitive_formats(client, resource, where):
+    """The R4 primitive formats (datatypes.html#primitive) are checked by our own walk, also where the fhir.resources
+    parse is skipped (resources the server builds): a 400 naming the element."""
+    assert_outcome(post(client, resource["resourceType"], resource), 400, "value", where)
+    assert {i.expression for i in validation.validate(resource, parse=False)} == {where}

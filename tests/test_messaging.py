@@ -390,7 +390,7 @@ def test_the_message_is_parsed_once_and_its_bundle_validated_once(client, direct
     real_parse, real_validate = wire._parse_json, validation.validate
     monkeypatch.setattr(wire, "_parse_json", lambda req: parsed.append(1) or real_parse(req))
     monkeypatch.setattr(validation, "validate",
-                        lambda res, *a: validated.append((res["resourceType"], len(res.get("entry", [])))) or real_validate(res, *a))
+                        lambda res, *a, **k: validated.append((res["resourceType"], len(res.get("entry", [])))) or real_validate(res, *a, **k))
     assert process(client, message()).status_code == 200
     assert len(parsed) == 1
     incoming = len(message()["entry"])

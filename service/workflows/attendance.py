@@ -17,10 +17,10 @@ from functools import cached_property
 
 from sqlalchemy import text
 
-from .. import dates, interactions
+from .. import dates, interactions, program_data
 from ..errors import Issue, NotFound, Unprocessable
 from ..interactions import Unit
-from . import records, sessions
+from . import records, referral, sessions
 
 PRESENT = ("attended", "late", "left-early")
 STATES = {  # state -> (Encounter.status, attendance-status code and display, Appointment.participant.status)
@@ -200,13 +200,18 @@ def span(session: Session, mark: Mark) -> tuple[datetime, datetime]:
 
 
 def _enrollments(unit: Unit, patients: list[str]) -> dict[str, list[dict]]:
-    """The planned and active enrollments of these patients, by patient."""
+    """The planned and active enrollments of these patients, by patient (EpisodeOfCare?patient=…&status=planned,active)."""
     found: dict[str, list[dict]] = {}
-    if patients:
-        for row in unit.find("EpisodeOfCare", f"patient={','.join(patients)}&status=planned,active", limit=10_000):
-            episode = json.loads(row.content)
+    unit.flush()
+    for episode in program_data.referring(unit.conn, "EpisodeOfCare", "patient", "Patient", _ids(patients), unit.options.base_url):
+        if episode.get("status") in ("planned", "active"):
             found.setdefault(records.ref_text(episode.get("patient")) or "", []).append(episode)
+    referral.known_enrollments(unit, [e for found_ in found.values() for e in found_])  # the admission trigger reads them
     return found
+
+
+def _ids(patients: list[str]) -> list[str]:
+    return [p.split("/", 1)[1] for p in patients]
 
 
 def _episodes(session: Session, marks: list[Mark], found: dict[str, list[dict]], issues: list[Issue]) -> dict[str, dict]:
@@ -253,11 +258,11 @@ def _overlaps(unit: Unit, session: Session, marks: list[Mark]) -> list[Issue]:
     if not present or any(end <= start for start, end in spans.values()):
         return []
     low, high = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
-    query = f"patient={','.join(spans)}&date=gt{dates.instant(low)}&date=lt{dates.instant(high)}"
     mine = f"Appointment/{session.appt['id']}"
     issues = []
-    for row in unit.find("Encounter", query, limit=10_000):
-        other = json.loads(row.content)
+    unit.flush()
+    for other in program_data.referring(unit.conn, "Encounter", "patient", "Patient", _ids(list(spans)), unit.options.base_url,
+                                        (low, high)):
         who, period = records.ref_text(other.get("subject")), other.get("period") or {}
         if (who not in spans or other.get("status") != "finished" or not period.get("start")
                 or mine in {records.ref_text(a) for a in other.get("appointment", [])}):
@@ -293,10 +298,12 @@ def _state_of(enc: dict) -> str:
 
 
 def _write(unit: Unit, enc: dict, existing: dict | None) -> dict:
+    """Create or correct an Encounter built here from the stored Appointment, its Group and the validated marks:
+    the R4 walk and the profiles judge it, without the fhir.resources parse (validation.validate)."""
     if existing is None:
-        return json.loads(interactions.create(unit, enc).stored.content or "{}")
+        return json.loads(interactions.create(unit, enc, built=True).stored.content or "{}")
     enc["id"] = existing["id"]
-    return json.loads(records.save(unit, enc).stored.content or "{}")
+    return json.loads(records.save(unit, enc, built=True).stored.content or "{}")
 
 
 def _save_session(unit: Unit, session: Session, existing: dict | None, states: dict[str, str], labels: list[dict]) -> dict:
@@ -381,4 +388,4 @@ def _update_appointment(unit: Unit, session: Session, states: dict[str, str], la
         appt["cancelationReason"] = {"coding": [records.coding(CANCELLATION, "pat", "Patient")]}
     else:
         appt.pop("cancelationReason", None)
-    return json.loads(records.save(unit, appt).stored.content or "{}")
+    return json.loads(records.save(unit, appt, built=True).stored.content or "{}")  # the stored one, statuses set

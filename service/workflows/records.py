@@ -97,9 +97,10 @@ def require(unit: Unit, reference: object, where: str) -> dict:
     return found
 
 
-def save(unit: Unit, resource: dict) -> interactions.Result:
-    """Write a changed resource back through the normal update (validated, versioned, a Change)."""
-    return interactions.update(unit, resource["resourceType"], resource["id"], resource)
+def save(unit: Unit, resource: dict, *, built: bool = False) -> interactions.Result:
+    """Write a changed resource back through the normal update (validated, versioned, a Change); `built`: see
+    interactions.prepare()."""
+    return interactions.update(unit, resource["resourceType"], resource["id"], resource, built=built)
 
 
 def coding(system: str, code: str, display: str) -> dict:

@@ -194,6 +194,12 @@ def on_encounter(unit: Unit, change: Change) -> None:
             enrollment.activate(unit, episode, enc)
 
 
+def known_enrollments(unit: Unit, episodes: list[dict]) -> None:
+    """Enrollments the caller has read in this unit (the attendance checks): the admission trigger takes them
+    instead of reading them again. The unit's own later writes of them still come first (records.written)."""
+    records.memo(unit).setdefault("encounter_episodes", {}).update((f"EpisodeOfCare/{e['id']}", e) for e in episodes)
+
+
 def _episode(unit: Unit, ref: object) -> dict | None:
     """records.read of an Encounter's enrollment, but the enrollments of all the Encounters the unit wrote so far are
     fetched in one query (a session's attendance writes a dozen Encounters: one query instead of one each)."""
