@@ -18,15 +18,15 @@ version it is (`<our base>/<Type>/<id>/_history/<n>`), so a redelivery can tell 
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, false, func, select
+from sqlalchemy import Connection
 
 from . import consents, endpoints, part2, privacy, repository
 from .referral_bundle import origin
-from .tables import resource
+from .type_cache import TypeCache
 
 SYNC_EXTENSION = "https://iop.example.org/fhir/StructureDefinition/endpoint-sync"
 # What may be synced: clinical records of the program (not the server's own bookkeeping, conformance or audit).
@@ -112,33 +112,24 @@ def for_organization(conn: Connection, org_ref: str) -> Target | None:
 
 
 # ------------------------------------------------------------------------------- the push targets, per process
-_GENERATION = (select(func.count(), func.coalesce(func.sum(resource.c.version), 0), func.max(resource.c.last_updated))
-               .where(resource.c.type == "Endpoint"))
-_CURRENT = select(resource.c.content).where(resource.c.type == "Endpoint", resource.c.deleted == false())
-_cache: dict[str, tuple[tuple, list[Target]]] = {}
-_lock = threading.Lock()
-
-
 def configured(conn: Connection) -> list[Target]:
-    """Every usable Endpoint with a sync configuration, cached per process until any Endpoint is written
-    (one aggregate query checks it, as subscriptions.current does)."""
-    key = str(conn.engine.url)
-    generation = tuple(conn.execute(_GENERATION).one())
-    with _lock:
-        cached = _cache.get(key)
-    if cached and cached[0] == generation:
-        return cached[1]
+    """Every usable Endpoint with a sync configuration, cached per process until any Endpoint is written (type_cache)."""
+    return _configured.get(conn)
+
+
+def _syncing(contents: Iterable[str | None]) -> list[Target]:
     targets = []
-    for text in conn.execute(_CURRENT).scalars():
+    for text in contents:
         try:
             found = target(json.loads(text or "{}"))
         except ValueError:  # ConfigError included
             continue  # an Endpoint for something else, or a broken one: `flask sync check` names it
         if found.push or found.pull:
             targets.append(found)
-    with _lock:
-        _cache[key] = (generation, targets)
     return targets
+
+
+_configured = TypeCache("Endpoint", _syncing)
 
 
 # ------------------------------------------------------------------------------- the copy we send

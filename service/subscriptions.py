@@ -14,21 +14,21 @@ import ipaddress
 import json
 import logging
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, false, func, select
+from sqlalchemy import Connection, select
 
 from . import dates, notifications, outbox, privacy, scopes, topics
 from .errors import Unprocessable
 from .interactions import Change, Unit
 from .repository import Stored
 from .search.params import Criterion
-from .tables import resource, subscription_state
+from .tables import subscription_state
+from .type_cache import TypeCache
 
 log = logging.getLogger(__name__)
 
@@ -191,29 +191,13 @@ def _seconds(channel: dict, url: str, what: str, low: int, high: int) -> int | N
 
 
 # ------------------------------------------------------------------------------- the live set, per process
-_GENERATION = (select(func.count(), func.coalesce(func.sum(resource.c.version), 0), func.max(resource.c.last_updated))
-               .where(resource.c.type == "Subscription"))
-_CURRENT = select(resource.c.content).where(resource.c.type == "Subscription", resource.c.deleted == false())
-_cache: dict[str, tuple[tuple, list[Subscription]]] = {}
-_cache_lock = threading.Lock()
-
-
 def current(conn: Connection) -> list[Subscription]:
-    """Every stored Subscription we can act on, cached per process until any Subscription is written.
+    """Every stored Subscription we can act on, cached per process until any Subscription is written (type_cache)."""
+    return _live.get(conn)
 
-    One aggregate query checks the cache: every write of a Subscription (here or in another process)
-    raises the sum of their versions, so a cached set is never used after it changed.
-    """
-    key = str(conn.engine.url)
-    generation = tuple(conn.execute(_GENERATION).one())
-    with _cache_lock:
-        cached = _cache.get(key)
-    if cached and cached[0] == generation:
-        return cached[1]
-    subs = [s for s in (_readable(text) for text in conn.execute(_CURRENT).scalars()) if s is not None]
-    with _cache_lock:
-        _cache[key] = (generation, subs)
-    return subs
+
+def _acted_on(contents: Iterable[str | None]) -> list[Subscription]:
+    return [s for s in (_readable(text) for text in contents) if s is not None]
 
 
 def _readable(text: str | None) -> Subscription | None:
@@ -224,10 +208,12 @@ def _readable(text: str | None) -> Subscription | None:
         return None
 
 
+_live = TypeCache("Subscription", _acted_on)
+
+
 def forget() -> None:
     """Drop the cached set (this process wrote a Subscription)."""
-    with _cache_lock:
-        _cache.clear()
+    _live.forget()
 
 
 # ------------------------------------------------------------------------------- the pre-commit stage
