@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
-import queue
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +33,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [p for p in (str(ROOT), str(BENCH)) if p not in sys.path]
 
+import load  # noqa: E402
 import servers  # noqa: E402
 from run import database, log  # noqa: E402
 
@@ -151,42 +149,11 @@ def own_ticks(server: servers.Gunicorn, dbname: str) -> int:
 
 def drive(base: str, work: list[tuple[str, str]], seconds: float, connections: int) -> dict:
     """Closed-loop clients over `work` (each item sent once) for `seconds`: completed/s and latency percentiles."""
-    items: queue.Queue = queue.Queue()
-    for item in work:
-        items.put(item)
-    host, port = base.split("//")[1].split(":")
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.perf_counter() + seconds
-    lock = threading.Lock()
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        while time.perf_counter() < deadline:
-            try:
-                path, body = items.get_nowait()
-            except queue.Empty:
-                errors.append("ran out of sessions")
-                return
-            t0 = time.perf_counter()
-            conn.request("POST", path, body=body.encode(), headers={"Content-Type": FHIR, "Accept": FHIR})
-            resp = conn.getresponse()
-            data = resp.read()
-            with lock:
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if resp.status != 200:
-                    errors.append(f"{resp.status} {data[:300]!r}")
-        conn.close()
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    items = iter(work)
+    run = load.posting(base, lambda: next(items, None), seconds, connections, 200)
+    latencies, errors = run["latencies"], run["errors"]
     qs = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": qs[49], "p99_ms": qs[98],
+    return {"requests": len(latencies), "rps": len(latencies) / run["elapsed"], "p50_ms": qs[49], "p99_ms": qs[98],
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from payloads import TOKEN
 
 LUA = Path(__file__).with_name("wrk") / "workload.lua"
+FHIR = "application/fhir+json"
 
 
 @dataclass(frozen=True)
@@ -155,3 +156,40 @@ def _client_process(job: tuple) -> tuple[list[float], int]:
     for th in pool:
         th.join()
     return [x for lat, _ in results for x in lat], sum(e for _, e in results)
+
+
+def posting(base: str, next_request, seconds: float, connections: int, expect: int) -> dict:
+    """Closed-loop clients (threads, one keep-alive connection each) POSTing `next_request()` -> (path, body) until
+    `seconds` pass or it returns None (then "ran out of work" is an error): elapsed s, latencies ms, errors. For
+    workloads whose every request differs (wrk's one template does not fit), e.g. one session's attendance each."""
+    url = urlsplit(base)
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
+        while time.perf_counter() < deadline:
+            with lock:
+                item = next_request()
+            if item is None:
+                errors.append("ran out of work")
+                break
+            t0 = time.perf_counter()
+            conn.request("POST", item[0], body=item[1].encode(), headers={"Content-Type": FHIR, "Accept": FHIR})
+            resp = conn.getresponse()
+            data = resp.read()
+            with lock:
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if resp.status != expect:
+                    errors.append(f"{resp.status} {data[:300]!r}")
+        conn.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"elapsed": time.perf_counter() - start, "latencies": latencies, "errors": errors}

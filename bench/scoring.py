@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import itertools
 import json
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +32,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [p for p in (str(ROOT), str(BENCH)) if p not in sys.path]
 
+import load  # noqa: E402
 import servers  # noqa: E402
 from run import database, log  # noqa: E402
 
@@ -95,35 +93,8 @@ def bodies(kind: str, patients: int, count: int) -> list[str]:
 
 
 def drive(base: str, feed, seconds: float, connections: int) -> dict:
-    """Closed-loop clients POSTing bodies from `feed` for `seconds`: requests, elapsed, latencies, errors."""
-    host, port = base.split("//")[1].split(":")
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.perf_counter() + seconds
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        while time.perf_counter() < deadline:
-            with lock:
-                body = next(feed)
-            t0 = time.perf_counter()
-            conn.request("POST", "/fhir/QuestionnaireResponse", body=body.encode(), headers={"Content-Type": FHIR, "Accept": FHIR})
-            resp = conn.getresponse()
-            data = resp.read()
-            with lock:
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if resp.status != 201:
-                    errors.append(f"{resp.status} {data[:300]!r}")
-        conn.close()
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"elapsed": time.perf_counter() - start, "latencies": latencies, "errors": errors}
+    """Closed-loop clients POSTing bodies from `feed` for `seconds`: elapsed, latencies, errors."""
+    return load.posting(base, lambda: ("/fhir/QuestionnaireResponse", next(feed)), seconds, connections, 201)
 
 
 def summary(slices: list[dict]) -> dict:
