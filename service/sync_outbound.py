@@ -63,7 +63,8 @@ def precommit(unit: Unit) -> None:
 
 
 def _queue(unit: Unit, changed: list[Change]) -> None:
-    unit.flush()
+    if any(c.stored.type == "Endpoint" for c in unit.changes):
+        unit.flush()  # the Endpoints this unit wrote count already; other queued rows go out with the audit's round trip
     skip = _pulling.get()
     targets = [t for t in exchange.configured(unit.conn) if t.push and t.endpoint_id != skip]
     rows = [_row(unit, t, c) for c in changed for t in targets if c.stored.type in t.push]
