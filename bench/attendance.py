@@ -41,7 +41,6 @@ SD = "https://iop.example.org/fhir/StructureDefinition"
 EXAMPLES = ROOT / "examples"
 SETUP = ("Organization-iop-org-riverside", "HealthcareService-iop-hs-adult-evening", "Location-iop-loc-riverside-main",
          "Practitioner-iop-pract-therapist")
-FHIR = "application/fhir+json"
 
 
 # ------------------------------------------------------------------------------- seeding

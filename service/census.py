@@ -13,18 +13,14 @@ from datetime import date, timedelta
 
 from flask import Response
 
-from . import certification, intensity, level_of_care, op_input, ops, program_data, wire
+from . import certification, intensity, level_of_care, ops, program_data, wire
 from .conformance import CANONICAL
 from .db import get_db
-
-PARAMETERS = ("date", "organization")
 
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$census[?organization=Organization/x][&date=YYYY-MM-DD]."""
-    op_input.staff_only("$census")
-    given = op_input.read("$census", PARAMETERS)
-    org, on = given.reference("organization", ("Organization",)), given.day("date")
+    org, on = certification.worklist_input("$census")
     with get_db().read() as conn:
         episodes = program_data.active_episodes(conn, org)
         facts = program_data.facts(conn, episodes)

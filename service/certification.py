@@ -79,6 +79,14 @@ def due_parts(d: Due) -> list[dict]:
 PARAMETERS = ("date", "organization")
 
 
+def worklist_input(operation: str) -> tuple[str | None, date | None]:
+    """The input of the staff worklists ($recertification-due, $census): organization (Organization/id) and date,
+    both optional; outside organizations' clients are refused."""
+    op_input.staff_only(operation)
+    given = op_input.read(operation, PARAMETERS)
+    return given.reference("organization", ("Organization",)), given.day("date")
+
+
 def today_function(on: date | None, facts: program_data.Facts):
     """The day to judge each episode on: the date given, else today in its program's zone."""
     if on is not None:
@@ -89,9 +97,7 @@ def today_function(on: date | None, facts: program_data.Facts):
 
 def operation() -> Response:
     """GET or POST EpisodeOfCare/$recertification-due[?organization=Organization/x][&date=YYYY-MM-DD]."""
-    op_input.staff_only("$recertification-due")
-    given = op_input.read("$recertification-due", PARAMETERS)
-    org, on = given.reference("organization", ("Organization",)), given.day("date")
+    org, on = worklist_input("$recertification-due")
     with get_db().read() as conn:
         episodes = program_data.active_episodes(conn, org)
         facts = program_data.facts(conn, episodes)

@@ -154,27 +154,15 @@ def active_episodes(conn: Connection, organization: str | None) -> list[dict]:
     return [json.loads(content) for (content,) in conn.execute(q.order_by(R.c.id)).all()]
 
 
-def linked(conn: Connection, rtype: str, param: str, target_type: str, ids: list[str]) -> list[dict]:
-    """Current `rtype` resources whose reference parameter `param` names one of `ids` (of `target_type`), in one
-    indexed query per chunk: sp_reference joined to resource, as referral_metrics.intake_appointments does (a search
-    with a long comma list of references and other criteria plans badly on PostgreSQL)."""
-    ref, out = sp_reference, []
-    for chunk in _chunks(sorted(set(ids))):
-        keys = select(ref.c.resource_pk).where(ref.c.type == rtype, ref.c.name == param, ref.c.target_type == target_type,
-                                               _one_of(conn, ref.c.target_id, chunk)).distinct()
-        rows = conn.execute(select(R.c.content).where(R.c.pk.in_(keys), R.c.deleted == false())).all()
-        out += [json.loads(row.content) for row in rows]
-    return out
-
-
-def referring(conn: Connection, rtype: str, param: str, target_type: str, ids: list[str], base_url: str,
-              during: tuple[datetime, datetime] | None = None) -> list[dict]:
+def linked(conn: Connection, rtype: str, param: str, target_type: str, ids: list[str], base_url: str = "",
+           during: tuple[datetime, datetime] | None = None) -> list[dict]:
     """Current `rtype` resources whose reference parameter `param` names one of `ids` of `target_type` (stored
-    relative or as an absolute URL on our base, as a search matches them), and with `during` (naive UTC [low, high))
-    whose `date` parameter overlaps it: `rtype?param=a,b,c&date=gt..&date=lt..` in one query with one array bind
-    per list, where a search renders a 2-way OR per reference (a dozen patients: 24 binds to render, plan and send)."""
+    relative, or with `base_url` also as an absolute URL on our base, as a search matches them), and with `during`
+    (naive UTC [low, high)) whose `date` parameter overlaps it: `rtype?param=a,b,c&date=gt..&date=lt..` in one
+    query per chunk with one array bind per list, where a search renders an OR per reference (and a long list with
+    other criteria plans badly on PostgreSQL). In storage order."""
     ref, out = sp_reference.alias(), []
-    for chunk in _chunks(ids):
+    for chunk in _chunks(sorted(set(ids))):
         named = and_(ref.c.target_type == target_type, _one_of(conn, ref.c.target_id, chunk))
         if base_url:
             named = or_(named, _one_of(conn, ref.c.url, [f"{base_url}/{target_type}/{i}" for i in chunk]))

@@ -203,7 +203,7 @@ def _enrollments(unit: Unit, patients: list[str]) -> dict[str, list[dict]]:
     """The planned and active enrollments of these patients, by patient (EpisodeOfCare?patient=…&status=planned,active)."""
     found: dict[str, list[dict]] = {}
     unit.flush()
-    for episode in program_data.referring(unit.conn, "EpisodeOfCare", "patient", "Patient", _ids(patients), unit.options.base_url):
+    for episode in program_data.linked(unit.conn, "EpisodeOfCare", "patient", "Patient", _ids(patients), unit.options.base_url):
         if episode.get("status") in ("planned", "active"):
             found.setdefault(records.ref_text(episode.get("patient")) or "", []).append(episode)
     referral.known_enrollments(unit, [e for found_ in found.values() for e in found_])  # the admission trigger reads them
@@ -261,7 +261,7 @@ def _overlaps(unit: Unit, session: Session, marks: list[Mark]) -> list[Issue]:
     mine = f"Appointment/{session.appt['id']}"
     issues = []
     unit.flush()
-    for other in program_data.referring(unit.conn, "Encounter", "patient", "Patient", _ids(list(spans)), unit.options.base_url,
+    for other in program_data.linked(unit.conn, "Encounter", "patient", "Patient", _ids(list(spans)), unit.options.base_url,
                                         (low, high)):
         who, period = records.ref_text(other.get("subject")), other.get("period") or {}
         if (who not in spans or other.get("status") != "finished" or not period.get("start")
